@@ -1,0 +1,84 @@
+/* Internal: a decoded job, and decoding a delivery into one.
+ *
+ * DESIGN: job.c turns what the broker handed over (exchange, routing key,
+ * properties, body) into a struct warren_job, or into a rejection with one
+ * of the spec's dead-letter reasons and a human-readable error. It does not
+ * talk to the broker and does not allocate beyond the job itself, so it is
+ * unit-tested and fuzzed on its own. */
+#ifndef WARREN_JOB_INTERNAL_H
+#define WARREN_JOB_INTERNAL_H
+
+#include <stddef.h>
+#include <amqp.h>
+#include <jansson.h>
+#include <warren/job.h>
+
+#define WARREN_ERROR_TEXT_MAX 1024
+#define WARREN_MAX_NESTING 64
+#define WARREN_MAX_HEADERS 64
+#define WARREN_MAX_HEADER_VALUE 4096
+
+/* Dead-letter reasons, as written in x-warren-dead-reason. */
+enum warren_dead_reason {
+    WARREN_DEAD_NONE = 0,
+    WARREN_DEAD_MAX_ATTEMPTS,
+    WARREN_DEAD_PERMANENT_FAILURE,
+    WARREN_DEAD_UNKNOWN_WORKER,
+    WARREN_DEAD_MALFORMED,
+    WARREN_DEAD_TOO_LARGE,
+    WARREN_DEAD_BAD_SIGNATURE,
+    WARREN_DEAD_INVALID_ARGS,
+    WARREN_DEAD_CRASHED,
+    WARREN_DEAD_REJECTED_BY_BROKER,
+};
+
+const char *warren__dead_reason_name(enum warren_dead_reason reason);
+
+struct warren_job {
+    char worker[129];
+    char id[257];           /* message_id, or one the host assigned */
+    int id_assigned;        /* 1 when the message came without an id */
+    int attempt;            /* x-warren-attempt, default 1 */
+    int max_attempts;       /* x-warren-max-attempts, or 0 = worker's */
+    int priority;
+    json_t *args;           /* new reference; the body object */
+    json_t *headers;        /* new reference; headers as JSON (for handlers) */
+    const char *module;     /* module name, for the log prefix (borrowed) */
+    char error[WARREN_ERROR_TEXT_MAX];
+};
+
+/* What the broker handed over. Everything is borrowed. */
+struct warren_delivery {
+    const char *exchange;     /* may be "" */
+    size_t exchange_len;
+    const char *routing_key;
+    size_t routing_key_len;
+    const amqp_basic_properties_t *props; /* may be NULL */
+    const void *body;
+    size_t body_len;
+};
+
+/* Decodes a delivery. `jobs_exchange` is "<namespace>" (the routing key is
+ * the worker only for messages published there). Returns WARREN_DEAD_NONE
+ * with *job filled (free with warren__job_clear), or a reason with a
+ * message in `why` (and *job cleared, though its worker and id may be set
+ * for the dead letter's log line). */
+enum warren_dead_reason warren__job_decode(struct warren_job *job,
+                                           const struct warren_delivery *d,
+                                           const char *jobs_exchange,
+                                           size_t max_body_bytes, char *why,
+                                           size_t why_size);
+
+/* Frees what a decoded job holds and zeroes it. */
+void warren__job_clear(struct warren_job *job);
+
+/* Looks up a header in an AMQP table by name; NULL when absent. */
+const amqp_table_entry_t *warren__table_find(const amqp_table_t *t, const char *key);
+
+/* Reads an integer of any width from a field value. 0 ok, -1 not an int. */
+int warren__field_int(const amqp_field_value_t *v, long long *out);
+
+/* Checks UTF-8 well-formedness (no overlongs, no surrogates). */
+int warren__utf8_valid(const void *s, size_t len);
+
+#endif

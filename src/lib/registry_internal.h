@@ -1,0 +1,56 @@
+/* Internal: what the host needs from the registry beyond the public API,
+ * and the module loader. */
+#ifndef WARREN_REGISTRY_INTERNAL_H
+#define WARREN_REGISTRY_INTERNAL_H
+
+#include <warren/registry.h>
+#include "config.h"
+#include "job.h"
+
+struct warren_worker_entry {
+    char *name;
+    warren_handler_fn handler;
+    void *user;
+    char *schema;          /* NULL when none */
+    char **schema_keys;    /* NULL-terminated, NULL when none */
+    char *module;          /* name of the module that registered it, or NULL */
+};
+
+/* Finds a worker; NULL when unknown. */
+const struct warren_worker_entry *warren__registry_find(const warren_registry *reg,
+                                                        const char *worker);
+
+/* Tags every worker added from now on with `module` (NULL: untagged). */
+void warren__registry_set_module(warren_registry *reg, const char *module);
+
+/* Removes every worker tagged with `module` (undoes a failed init). */
+void warren__registry_remove_module(warren_registry *reg, const char *module);
+
+/* Runs the handler on a decoded job; the job's error text is set for any
+ * failure (a handler that fails without a message gets a generic one). */
+warren_outcome warren__registry_run(const struct warren_worker_entry *entry,
+                                    struct warren_job *job);
+
+/* Loaded modules (opaque). */
+struct warren_modules;
+
+/* Resolves every `modules` entry of cfg (sets its `resolved`), dlopens it,
+ * checks the descriptor and calls init with the module's config. On error
+ * everything loaded so far is unloaded, and err names "FILE:LINE" of the
+ * failing `modules` entry: WARREN_EMODULE, or WARREN_EABI with both
+ * version numbers in the message. */
+warren_status warren__modules_load(struct warren_modules **out, struct warren_config *cfg,
+                                   warren_registry *reg, warren_error *err);
+
+/* Calls each module's fini in reverse order and dlcloses it. NULL is fine. */
+void warren__modules_unload(struct warren_modules *mods);
+
+/* Finds the file for a `modules` path: a path with '/' is relative to
+ * config_dir; a bare name ("diag" or "diag.so") is looked up in
+ * $WARREN_MODULE_DIR, then the build tree's module folder, then
+ * <libdir>/warren/. Returns WARREN_OK or WARREN_ENOTFOUND with the places
+ * tried in err. */
+warren_status warren__module_resolve(const char *path, const char *config_dir, char *out,
+                                     size_t out_size, warren_error *err);
+
+#endif
