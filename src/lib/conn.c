@@ -1,0 +1,829 @@
+/* One broker connection: connect, declare, publish with confirms, consume.
+ * See conn.h for the design. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <amqp.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <warren/log.h>
+#include "config.h"
+#include "conn.h"
+
+#define CHANNEL 1
+#define CONNECT_TIMEOUT_S 10
+
+/* Confirm state of publishes not yet settled, indexed by seq - base. */
+enum { PUB_PENDING = 0, PUB_ACKED = 1, PUB_FAILED = 2 };
+
+struct warren_conn {
+    amqp_connection_state_t state;
+    int broken;
+    char url[512]; /* redacted */
+    uint64_t next_seq;   /* sequence number of the next publish (first is 1) */
+    uint64_t base;       /* seq of slot 0 in `pubs` */
+    unsigned char *pubs; /* PUB_* per outstanding publish */
+    size_t pubs_cap;
+    size_t pubs_len;
+    int returned;        /* a mandatory publish came back since the last wait */
+    struct warren_conn_delivery *queued; /* deliveries read while waiting */
+    size_t n_queued, cap_queued;
+    char cancelled_tag[128];
+};
+
+static amqp_bytes_t bytes_of(const char *s)
+{
+    return amqp_cstring_bytes(s ? s : "");
+}
+
+static char *dup_bytes(amqp_bytes_t b)
+{
+    char *s = malloc(b.len + 1);
+    if (s) {
+        if (b.len)
+            memcpy(s, b.bytes, b.len);
+        s[b.len] = '\0';
+    }
+    return s;
+}
+
+amqp_connection_state_t warren__conn_state(struct warren_conn *c)
+{
+    return c->state;
+}
+
+int warren__conn_broken(const struct warren_conn *c)
+{
+    return c->broken;
+}
+
+const char *warren__conn_url(const struct warren_conn *c)
+{
+    return c->url;
+}
+
+/* ---- URLs ------------------------------------------------------------ */
+
+warren_status warren__url_parse(const char *url, struct amqp_connection_info *info, char *buf,
+                                size_t buf_size, warren_error *err)
+{
+    char shown[512];
+    warren__url_redact(url, shown, sizeof shown);
+    if (strlen(url) + 1 > buf_size)
+        return warren_error_set(err, WARREN_EINVAL, "URL too long: %s", shown);
+    if (strchr(url, '?'))
+        return warren_error_set(err, WARREN_EINVAL,
+                                "URL %s has a query string: query strings are not supported",
+                                shown);
+    strcpy(buf, url);
+    amqp_default_connection_info(info);
+    if (amqp_parse_url(buf, info) != AMQP_STATUS_OK)
+        return warren_error_set(err, WARREN_EINVAL,
+                                "bad broker URL %s (expected amqp[s]://user:pass@host:port/vhost)",
+                                shown);
+    /* rabbitmq-c reads "amqp://h/" as the empty vhost; pika and the RabbitMQ
+     * docs read it as "/", and so do we. */
+    if (info->vhost == NULL || info->vhost[0] == '\0')
+        info->vhost = "/";
+    return WARREN_OK;
+}
+
+const char *warren__url_redact(const char *url, char *buf, size_t size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = strrchr(url, '@');
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!scheme || !at || !colon || colon > at) {
+        snprintf(buf, size, "%s", url);
+        return buf;
+    }
+    snprintf(buf, size, "%.*s:***%s", (int)(colon - url), url, at);
+    return buf;
+}
+
+char **warren__url_list(const char *text, size_t *n)
+{
+    size_t count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == ',';
+    char **v = calloc(count + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    size_t k = 0;
+    const char *start = text;
+    for (;;) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        while (len && (*start == ' ' || *start == '\t'))
+            start++, len--;
+        while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+            len--;
+        if (len) {
+            v[k] = strndup(start, len);
+            if (!v[k]) {
+                warren__strv_free(v);
+                return NULL;
+            }
+            k++;
+        }
+        if (!end)
+            break;
+        start = end + 1;
+    }
+    if (n)
+        *n = k;
+    return v;
+}
+
+void warren__strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+static warren_status fail_broken(struct warren_conn *c, warren_error *err, const char *what,
+                                 const char *detail)
+{
+    c->broken = 1;
+    return warren_error_set(err, WARREN_EBROKER, "%s: %s", what, detail);
+}
+
+/* Answers a server-sent close so the broker sees an orderly shutdown of
+ * the channel; reopens the channel so the connection stays usable. */
+static void answer_channel_close(struct warren_conn *c)
+{
+    amqp_channel_close_ok_t ok;
+    amqp_send_method(c->state, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    amqp_channel_open(c->state, CHANNEL);
+    if (amqp_get_rpc_reply(c->state).reply_type != AMQP_RESPONSE_NORMAL) {
+        c->broken = 1;
+        return;
+    }
+    /* A reopened channel is no longer in confirm mode. */
+    amqp_confirm_select(c->state, CHANNEL);
+    if (amqp_get_rpc_reply(c->state).reply_type != AMQP_RESPONSE_NORMAL)
+        c->broken = 1;
+    c->next_seq = 1;
+    c->base = 1;
+    c->pubs_len = 0;
+    /* Deliveries read on the old channel can no longer be acked: the
+     * broker has put them back already. */
+    for (size_t i = 0; i < c->n_queued; i++)
+        warren__conn_delivery_free(&c->queued[i]);
+    c->n_queued = 0;
+}
+
+static warren_status fold_server_exception(struct warren_conn *c, const amqp_method_t *m,
+                                           const char *what, warren_error *err)
+{
+    if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const amqp_channel_close_t *cl = m->decoded;
+        warren_status code = WARREN_EBROKER;
+        if (cl->reply_code == 404)
+            code = WARREN_ENOTFOUND;
+        else if (cl->reply_code == 406 && strncmp(what, "declare", 7) == 0)
+            code = WARREN_EDRIFT; /* inequivalent arguments: config and broker differ */
+        warren_error_set(err, code, "%s: %u %.*s", what, cl->reply_code,
+                         (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
+        answer_channel_close(c);
+        return code;
+    }
+    if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *cl = m->decoded;
+        amqp_connection_close_ok_t ok;
+        amqp_send_method(c->state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        c->broken = 1;
+        return warren_error_set(err, WARREN_EBROKER, "%s: connection closed by broker: %u %.*s",
+                                what, cl->reply_code, (int)cl->reply_text.len,
+                                (const char *)cl->reply_text.bytes);
+    }
+    c->broken = 1;
+    return warren_error_set(err, WARREN_EBROKER, "%s: unexpected method 0x%08x", what,
+                            (unsigned)m->id);
+}
+
+warren_status warren__conn_check_reply(struct warren_conn *c, const char *what,
+                                       warren_error *err)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->state);
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return WARREN_OK;
+    case AMQP_RESPONSE_NONE:
+        return fail_broken(c, err, what, "missing RPC reply");
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        return fail_broken(c, err, what, amqp_error_string2(r.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        return fold_server_exception(c, &r.reply, what, err);
+    }
+    return fail_broken(c, err, what, "unknown reply");
+}
+
+/* ---- connecting ------------------------------------------------------- */
+
+static char *read_secret(const char *path, warren_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        warren_error_set(err, WARREN_EIO, "cannot read password_file %s: %s", path,
+                         strerror(errno));
+        return NULL;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    if (n && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return strdup(buf);
+}
+
+static amqp_socket_t *make_socket(amqp_connection_state_t st, int ssl,
+                                  const struct warren_tls_conf *tls, warren_error *err)
+{
+    if (!ssl) {
+        amqp_socket_t *s = amqp_tcp_socket_new(st);
+        if (!s)
+            warren_error_set(err, WARREN_ENOMEM, "cannot create TCP socket");
+        return s;
+    }
+    amqp_socket_t *s = amqp_ssl_socket_new(st);
+    if (!s) {
+        warren_error_set(err, WARREN_ENOMEM, "cannot create TLS socket");
+        return NULL;
+    }
+    int verify_peer = tls ? tls->verify_peer : 1;
+    int verify_host = tls ? tls->verify_hostname : 1;
+    amqp_ssl_socket_set_verify_peer(s, verify_peer);
+    amqp_ssl_socket_set_verify_hostname(s, verify_host);
+    if (tls && tls->ca_cert && amqp_ssl_socket_set_cacert(s, tls->ca_cert) != AMQP_STATUS_OK) {
+        warren_error_set(err, WARREN_ECONFIG, "cannot load CA certificate %s", tls->ca_cert);
+        return NULL;
+    }
+    if (tls && tls->cert && tls->key &&
+        amqp_ssl_socket_set_key(s, tls->cert, tls->key) != AMQP_STATUS_OK) {
+        warren_error_set(err, WARREN_ECONFIG, "cannot load client certificate %s / key %s",
+                         tls->cert, tls->key);
+        return NULL;
+    }
+    return s;
+}
+
+static amqp_table_t client_properties(amqp_table_entry_t *entries, amqp_table_entry_t *caps,
+                                      const char *name)
+{
+    static const char *const cap_names[] = {"consumer_cancel_notify", "publisher_confirms",
+                                            "basic.nack", "connection.blocked",
+                                            "authentication_failure_close"};
+    for (int i = 0; i < 5; i++) {
+        caps[i].key = amqp_cstring_bytes(cap_names[i]);
+        caps[i].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        caps[i].value.value.boolean = 1;
+    }
+    entries[0].key = amqp_cstring_bytes("capabilities");
+    entries[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    entries[0].value.value.table.num_entries = 5;
+    entries[0].value.value.table.entries = caps;
+    entries[1].key = amqp_cstring_bytes("product");
+    entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    entries[1].value.value.bytes = amqp_cstring_bytes("warren");
+    entries[2].key = amqp_cstring_bytes("connection_name");
+    entries[2].value.kind = AMQP_FIELD_KIND_UTF8;
+    entries[2].value.value.bytes = amqp_cstring_bytes(name ? name : "warren");
+    amqp_table_t t = {3, entries};
+    return t;
+}
+
+static warren_status open_one(struct warren_conn *c, const char *url,
+                              const struct warren_conn_opts *opts, warren_error *err)
+{
+    char buf[1024];
+    struct amqp_connection_info info;
+    warren_status st = warren__url_parse(url, &info, buf, sizeof buf, err);
+    if (st != WARREN_OK)
+        return st;
+    char *password = NULL;
+    if (opts && opts->password_file) {
+        password = read_secret(opts->password_file, err);
+        if (!password)
+            return WARREN_EIO;
+        info.password = password;
+    }
+    c->state = amqp_new_connection();
+    amqp_socket_t *sock = make_socket(c->state, info.ssl, opts ? opts->tls : NULL, err);
+    st = sock ? WARREN_OK : WARREN_ECONFIG;
+    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    if (st == WARREN_OK && amqp_socket_open_noblock(sock, info.host, info.port, &tv) !=
+                               AMQP_STATUS_OK) {
+        warren_error_set(err, WARREN_ECONNECT, "cannot connect to %s", c->url);
+        st = WARREN_ECONNECT;
+    }
+    if (st == WARREN_OK) {
+        amqp_set_handshake_timeout(c->state, &tv);
+        amqp_table_entry_t entries[3], caps[5];
+        amqp_table_t props = client_properties(entries, caps, opts ? opts->client_name : NULL);
+        amqp_rpc_reply_t r = amqp_login_with_properties(
+            c->state, info.vhost, 0, 131072, opts ? opts->heartbeat : 0, &props,
+            AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            const char *why = r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                                  ? amqp_error_string2(r.library_error)
+                                  : "refused by broker";
+            warren_error_set(err, WARREN_ECONNECT, "cannot log in to %s: %s", c->url, why);
+            st = WARREN_ECONNECT;
+        }
+    }
+    if (password) {
+        memset(password, 0, strlen(password));
+        free(password);
+    }
+    if (st != WARREN_OK) {
+        amqp_destroy_connection(c->state);
+        c->state = NULL;
+    }
+    return st;
+}
+
+static warren_status open_channel(struct warren_conn *c, warren_error *err)
+{
+    amqp_channel_open(c->state, CHANNEL);
+    warren_status st = warren__conn_check_reply(c, "channel.open", err);
+    if (st != WARREN_OK)
+        return st;
+    amqp_confirm_select(c->state, CHANNEL);
+    return warren__conn_check_reply(c, "confirm.select", err);
+}
+
+warren_status warren__conn_open(struct warren_conn **out, char *const *urls, size_t n_urls,
+                                const struct warren_conn_opts *opts, warren_error *err)
+{
+    *out = NULL;
+    if (n_urls == 0)
+        return warren_error_set(err, WARREN_EINVAL, "no broker URL");
+    struct warren_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    c->next_seq = 1;
+    c->base = 1;
+    warren_status st = WARREN_ECONNECT;
+    for (size_t i = 0; i < n_urls; i++) {
+        /* Only the last URL's failure is worth reporting: earlier ones are
+         * logged, since the caller tries them in turn. */
+        warren_error one;
+        warren_error_clear(&one);
+        warren__url_redact(urls[i], c->url, sizeof c->url);
+        st = open_one(c, urls[i], opts, &one);
+        if (st == WARREN_OK)
+            break;
+        if (st == WARREN_EINVAL || i + 1 == n_urls) {
+            warren_error_set(err, one.code, "%s", one.text);
+            break;
+        }
+        WARREN_LOG(WARREN_LOG_WARN, "broker.connect", "%s", one.text);
+    }
+    if (st == WARREN_OK)
+        st = open_channel(c, err);
+    if (st != WARREN_OK) {
+        warren__conn_close(c);
+        return st;
+    }
+    *out = c;
+    return WARREN_OK;
+}
+
+void warren__conn_close(struct warren_conn *c)
+{
+    if (!c)
+        return;
+    if (c->state) {
+        if (!c->broken) {
+            amqp_channel_close(c->state, CHANNEL, AMQP_REPLY_SUCCESS);
+            amqp_connection_close(c->state, AMQP_REPLY_SUCCESS);
+        }
+        amqp_destroy_connection(c->state);
+    }
+    for (size_t i = 0; i < c->n_queued; i++)
+        warren__conn_delivery_free(&c->queued[i]);
+    free(c->queued);
+    free(c->pubs);
+    free(c);
+}
+
+/* ---- declarations ------------------------------------------------------ */
+
+warren_status warren__conn_exchange_declare(struct warren_conn *c, const char *name,
+                                            const char *type, amqp_table_t args,
+                                            warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "declare exchange '%s'", name);
+    amqp_exchange_declare(c->state, CHANNEL, bytes_of(name), bytes_of(type), 0, 1, 0, 0, args);
+    return warren__conn_check_reply(c, what, err);
+}
+
+warren_status warren__conn_queue_declare(struct warren_conn *c, const char *name,
+                                         amqp_table_t args, warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "declare queue '%s'", name);
+    amqp_queue_declare(c->state, CHANNEL, bytes_of(name), 0, 1, 0, 0, args);
+    return warren__conn_check_reply(c, what, err);
+}
+
+warren_status warren__conn_queue_inspect(struct warren_conn *c, const char *name,
+                                         uint32_t *messages, uint32_t *consumers,
+                                         warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "inspect queue '%s'", name);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c->state, CHANNEL, bytes_of(name), 1, 0, 0, 0, amqp_empty_table);
+    warren_status st = warren__conn_check_reply(c, what, err);
+    if (st == WARREN_OK && ok) {
+        if (messages)
+            *messages = ok->message_count;
+        if (consumers)
+            *consumers = ok->consumer_count;
+    }
+    return st;
+}
+
+warren_status warren__conn_exchange_exists(struct warren_conn *c, const char *name,
+                                           warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "inspect exchange '%s'", name);
+    amqp_exchange_declare(c->state, CHANNEL, bytes_of(name), bytes_of("direct"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    return warren__conn_check_reply(c, what, err);
+}
+
+warren_status warren__conn_queue_bind(struct warren_conn *c, const char *queue,
+                                      const char *exchange, const char *key, warren_error *err)
+{
+    char what[600];
+    snprintf(what, sizeof what, "bind queue '%s' to '%s' with '%s'", queue, exchange, key);
+    amqp_queue_bind(c->state, CHANNEL, bytes_of(queue), bytes_of(exchange), bytes_of(key),
+                    amqp_empty_table);
+    return warren__conn_check_reply(c, what, err);
+}
+
+warren_status warren__conn_queue_purge(struct warren_conn *c, const char *queue,
+                                       uint32_t *purged, warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "purge queue '%s'", queue);
+    amqp_queue_purge_ok_t *ok = amqp_queue_purge(c->state, CHANNEL, bytes_of(queue));
+    warren_status st = warren__conn_check_reply(c, what, err);
+    if (st == WARREN_OK && ok && purged)
+        *purged = ok->message_count;
+    return st;
+}
+
+warren_status warren__conn_qos(struct warren_conn *c, uint16_t prefetch, warren_error *err)
+{
+    amqp_basic_qos(c->state, CHANNEL, 0, prefetch, 0);
+    return warren__conn_check_reply(c, "basic.qos", err);
+}
+
+warren_status warren__conn_consume(struct warren_conn *c, const char *queue, const char *tag,
+                                   warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "consume from '%s'", queue);
+    amqp_basic_consume(c->state, CHANNEL, bytes_of(queue), bytes_of(tag), 0, 0, 0,
+                       amqp_empty_table);
+    return warren__conn_check_reply(c, what, err);
+}
+
+warren_status warren__conn_cancel(struct warren_conn *c, const char *tag, warren_error *err)
+{
+    amqp_basic_cancel(c->state, CHANNEL, bytes_of(tag));
+    return warren__conn_check_reply(c, "basic.cancel", err);
+}
+
+/* ---- publishing ------------------------------------------------------- */
+
+static int pubs_push(struct warren_conn *c)
+{
+    if (c->pubs_len == c->pubs_cap) {
+        size_t cap = c->pubs_cap ? c->pubs_cap * 2 : 64;
+        unsigned char *p = realloc(c->pubs, cap);
+        if (!p)
+            return -1;
+        c->pubs = p;
+        c->pubs_cap = cap;
+    }
+    c->pubs[c->pubs_len++] = PUB_PENDING;
+    return 0;
+}
+
+static void pubs_settle(struct warren_conn *c, uint64_t tag, int multiple, int state)
+{
+    if (tag < c->base)
+        return;
+    uint64_t first = multiple ? c->base : tag;
+    for (uint64_t s = first; s <= tag && s - c->base < c->pubs_len; s++)
+        if (c->pubs[s - c->base] == PUB_PENDING || state == PUB_FAILED)
+            c->pubs[s - c->base] = (unsigned char)state;
+}
+
+warren_status warren__conn_publish(struct warren_conn *c, const char *exchange,
+                                   const char *routing_key, int mandatory,
+                                   const amqp_basic_properties_t *props, const void *body,
+                                   size_t body_len, uint64_t *seq, warren_error *err)
+{
+    if (c->broken)
+        return warren_error_set(err, WARREN_EBROKER, "connection is broken");
+    if (pubs_push(c) != 0)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    amqp_bytes_t b = {body_len, (void *)body};
+    int rc = amqp_basic_publish(c->state, CHANNEL, bytes_of(exchange), bytes_of(routing_key),
+                                mandatory, 0, props, b);
+    if (rc != AMQP_STATUS_OK) {
+        c->pubs_len--;
+        return fail_broken(c, err, "publish", amqp_error_string2(rc));
+    }
+    if (seq)
+        *seq = c->next_seq;
+    c->next_seq++;
+    return WARREN_OK;
+}
+
+static int grow_queue(struct warren_conn *c)
+{
+    if (c->n_queued < c->cap_queued)
+        return 0;
+    size_t cap = c->cap_queued ? c->cap_queued * 2 : 16;
+    struct warren_conn_delivery *q = realloc(c->queued, cap * sizeof *q);
+    if (!q)
+        return -1;
+    c->queued = q;
+    c->cap_queued = cap;
+    return 0;
+}
+
+/* Reads the header and body frames that follow a basic.deliver, get-ok or
+ * return into `d`. */
+static warren_status read_content(struct warren_conn *c, struct warren_conn_delivery *d,
+                                  warren_error *err)
+{
+    amqp_rpc_reply_t r = amqp_read_message(c->state, CHANNEL, &d->message, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        warren__conn_delivery_free(d);
+        return fail_broken(c, err, "read message",
+                           r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                               ? amqp_error_string2(r.library_error)
+                               : "unexpected frame");
+    }
+    return WARREN_OK;
+}
+
+static warren_status on_deliver(struct warren_conn *c, const amqp_basic_deliver_t *m,
+                                warren_error *err)
+{
+    if (grow_queue(c) != 0)
+        return fail_broken(c, err, "deliver", "out of memory");
+    struct warren_conn_delivery *d = &c->queued[c->n_queued];
+    memset(d, 0, sizeof *d);
+    d->delivery_tag = m->delivery_tag;
+    d->redelivered = m->redelivered;
+    d->consumer_tag = dup_bytes(m->consumer_tag);
+    d->exchange = dup_bytes(m->exchange);
+    d->routing_key = dup_bytes(m->routing_key);
+    if (!d->consumer_tag || !d->exchange || !d->routing_key) {
+        warren__conn_delivery_free(d);
+        return fail_broken(c, err, "deliver", "out of memory");
+    }
+    warren_status st = read_content(c, d, err);
+    if (st == WARREN_OK)
+        c->n_queued++;
+    return st;
+}
+
+/* Reads one frame (waiting up to timeout_ms, -1 forever) and acts on it:
+ * deliveries are queued, confirms settle publishes, returns are noted.
+ * WARREN_ETIMEDOUT when nothing came. */
+static warren_status pump_one(struct warren_conn *c, int timeout_ms, warren_error *err)
+{
+    if (c->broken)
+        return warren_error_set(err, WARREN_EBROKER, "connection is broken");
+    amqp_maybe_release_buffers(c->state);
+    amqp_frame_t f;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int rc = amqp_simple_wait_frame_noblock(c->state, &f, timeout_ms < 0 ? NULL : &tv);
+    if (rc == AMQP_STATUS_TIMEOUT)
+        return WARREN_ETIMEDOUT;
+    if (rc != AMQP_STATUS_OK)
+        return fail_broken(c, err, "connection lost", amqp_error_string2(rc));
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return WARREN_OK; /* stray content of nothing we asked for */
+    amqp_method_t *m = &f.payload.method;
+    switch (m->id) {
+    case AMQP_BASIC_DELIVER_METHOD:
+        return on_deliver(c, m->decoded, err);
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = m->decoded;
+        pubs_settle(c, a->delivery_tag, a->multiple, PUB_ACKED);
+        return WARREN_OK;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = m->decoded;
+        pubs_settle(c, n->delivery_tag, n->multiple, PUB_FAILED);
+        return WARREN_OK;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        struct warren_conn_delivery d;
+        memset(&d, 0, sizeof d);
+        warren_status st = read_content(c, &d, err);
+        if (st == WARREN_OK) {
+            c->returned = 1;
+            warren__conn_delivery_free(&d);
+        }
+        return st;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {
+        const amqp_basic_cancel_t *cn = m->decoded;
+        snprintf(c->cancelled_tag, sizeof c->cancelled_tag, "%.*s",
+                 (int)cn->consumer_tag.len, (const char *)cn->consumer_tag.bytes);
+        return WARREN_OK;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        return fold_server_exception(c, m, "broker closed", err);
+    default:
+        return WARREN_OK;
+    }
+}
+
+warren_status warren__conn_pump(struct warren_conn *c, int timeout_ms, warren_error *err)
+{
+    warren_status st = pump_one(c, timeout_ms, err);
+    return st == WARREN_ETIMEDOUT ? WARREN_OK : st;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drops settled publishes from the front of the window. Returns PUB_FAILED
+ * if any of those up to `seq` failed. */
+static int pubs_collect(struct warren_conn *c, uint64_t seq, int *all_settled)
+{
+    int failed = 0;
+    size_t k = 0;
+    while (k < c->pubs_len && c->base + k <= seq && c->pubs[k] != PUB_PENDING) {
+        failed |= c->pubs[k] == PUB_FAILED;
+        k++;
+    }
+    memmove(c->pubs, c->pubs + k, c->pubs_len - k);
+    c->pubs_len -= k;
+    c->base += k;
+    *all_settled = c->base > seq;
+    return failed;
+}
+
+warren_status warren__conn_wait_confirms(struct warren_conn *c, uint64_t seq, int timeout_ms,
+                                         warren_error *err)
+{
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int failed = 0, done = 0;
+    for (;;) {
+        failed |= pubs_collect(c, seq, &done);
+        if (done)
+            break;
+        int wait = 1000;
+        if (deadline >= 0) {
+            long long left = deadline - now_ms();
+            if (left <= 0)
+                return warren_error_set(err, WARREN_ETIMEDOUT, "no publisher confirm in %d ms",
+                                        timeout_ms);
+            wait = left < wait ? (int)left : wait;
+        }
+        warren_status st = pump_one(c, wait, err);
+        if (st != WARREN_OK && st != WARREN_ETIMEDOUT)
+            return st;
+    }
+    if (c->returned) {
+        c->returned = 0;
+        return warren_error_set(err, WARREN_ENACK, "no queue took the message (returned)");
+    }
+    if (failed)
+        return warren_error_set(err, WARREN_ENACK, "the broker nacked the message");
+    return WARREN_OK;
+}
+
+warren_status warren__conn_publish_confirmed(struct warren_conn *c, const char *exchange,
+                                             const char *routing_key,
+                                             const amqp_basic_properties_t *props,
+                                             const void *body, size_t body_len,
+                                             int timeout_ms, warren_error *err)
+{
+    uint64_t seq;
+    c->returned = 0;
+    warren_status st =
+        warren__conn_publish(c, exchange, routing_key, 1, props, body, body_len, &seq, err);
+    if (st != WARREN_OK)
+        return st;
+    return warren__conn_wait_confirms(c, seq, timeout_ms, err);
+}
+
+/* ---- consuming -------------------------------------------------------- */
+
+static void take_queued(struct warren_conn *c, struct warren_conn_delivery *out)
+{
+    *out = c->queued[0];
+    memmove(c->queued, c->queued + 1, (c->n_queued - 1) * sizeof *c->queued);
+    c->n_queued--;
+}
+
+warren_status warren__conn_next_delivery(struct warren_conn *c, int timeout_ms,
+                                         struct warren_conn_delivery *out, warren_error *err)
+{
+    memset(out, 0, sizeof *out);
+    long long deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        if (c->cancelled_tag[0]) {
+            warren_error_set(err, WARREN_ENOTFOUND, "%s", c->cancelled_tag);
+            c->cancelled_tag[0] = '\0';
+            return WARREN_ENOTFOUND;
+        }
+        if (c->n_queued) {
+            take_queued(c, out);
+            return WARREN_OK;
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0 && timeout_ms >= 0)
+            return WARREN_ETIMEDOUT;
+        warren_status st = pump_one(c, timeout_ms < 0 ? -1 : (int)left, err);
+        if (st != WARREN_OK && st != WARREN_ETIMEDOUT)
+            return st;
+        if (st == WARREN_ETIMEDOUT && !c->n_queued && !c->cancelled_tag[0])
+            return WARREN_ETIMEDOUT;
+    }
+}
+
+void warren__conn_delivery_free(struct warren_conn_delivery *d)
+{
+    if (!d)
+        return;
+    free(d->consumer_tag);
+    free(d->exchange);
+    free(d->routing_key);
+    if (d->message.pool.pagesize)
+        amqp_destroy_message(&d->message);
+    memset(d, 0, sizeof *d);
+}
+
+warren_status warren__conn_get(struct warren_conn *c, const char *queue,
+                               struct warren_conn_delivery *out, warren_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char what[300];
+    snprintf(what, sizeof what, "get from '%s'", queue);
+    amqp_rpc_reply_t r = amqp_basic_get(c->state, CHANNEL, bytes_of(queue), 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return warren__conn_check_reply(c, what, err);
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return WARREN_ENOTFOUND;
+    const amqp_basic_get_ok_t *ok = r.reply.decoded;
+    out->delivery_tag = ok->delivery_tag;
+    out->redelivered = ok->redelivered;
+    out->exchange = dup_bytes(ok->exchange);
+    out->routing_key = dup_bytes(ok->routing_key);
+    out->consumer_tag = strdup("");
+    if (!out->exchange || !out->routing_key || !out->consumer_tag) {
+        warren__conn_delivery_free(out);
+        return fail_broken(c, err, what, "out of memory");
+    }
+    return read_content(c, out, err);
+}
+
+warren_status warren__conn_ack(struct warren_conn *c, uint64_t tag, warren_error *err)
+{
+    int rc = amqp_basic_ack(c->state, CHANNEL, tag, 0);
+    if (rc != AMQP_STATUS_OK)
+        return fail_broken(c, err, "basic.ack", amqp_error_string2(rc));
+    return WARREN_OK;
+}
+
+warren_status warren__conn_reject(struct warren_conn *c, uint64_t tag, int requeue,
+                                  warren_error *err)
+{
+    int rc = amqp_basic_reject(c->state, CHANNEL, tag, requeue);
+    if (rc != AMQP_STATUS_OK)
+        return fail_broken(c, err, "basic.reject", amqp_error_string2(rc));
+    return WARREN_OK;
+}

@@ -1,0 +1,183 @@
+/* Publishing jobs with publisher confirms (public producer.h).
+ *
+ * A job is a persistent message on the jobs exchange with routing key and
+ * `type` both the worker name, so a host needs nothing but the message to
+ * route it, and the broker's alternate exchange keeps what no queue serves.
+ * Batches are pipelined: up to `window` publishes are outstanding before
+ * the producer waits for the oldest confirms. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <warren/producer.h>
+#include <warren/registry.h>
+#include "conn.h"
+#include "topology.h"
+
+#define DEFAULT_URL "amqp://guest:guest@127.0.0.1:5672/"
+#define CONFIRM_TIMEOUT_MS 30000
+
+struct warren_producer {
+    struct warren_conn *conn;
+    char ns[64];
+    char exchange[WARREN_AMQP_NAME_MAX];
+    unsigned window;
+};
+
+static const char *pick_urls(const warren_producer_opts *opts)
+{
+    if (opts && opts->urls && opts->urls[0])
+        return opts->urls;
+    const char *env = getenv("WARREN_URL");
+    if (env && env[0])
+        return env;
+    return DEFAULT_URL;
+}
+
+warren_status warren_producer_create(warren_producer **out, const warren_producer_opts *opts,
+                                     warren_error *err)
+{
+    *out = NULL;
+    warren_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    snprintf(p->ns, sizeof p->ns, "%s",
+             opts && opts->namespace_ && opts->namespace_[0] ? opts->namespace_ : "warren");
+    warren__name_exchange(p->exchange, sizeof p->exchange, p->ns);
+    p->window = opts && opts->window ? opts->window : 256;
+
+    size_t n = 0;
+    char **urls = warren__url_list(pick_urls(opts), &n);
+    if (!urls) {
+        free(p);
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    }
+    struct warren_conn_opts co = {opts && opts->heartbeat ? opts->heartbeat : 30, NULL, NULL,
+                                  "warren producer"};
+    warren_status st = warren__conn_open(&p->conn, urls, n, &co, err);
+    warren__strv_free(urls);
+    if (st == WARREN_OK)
+        st = warren__topology_declare_base(p->conn, p->ns, NULL, NULL, err);
+    if (st != WARREN_OK) {
+        warren_producer_destroy(p);
+        return st;
+    }
+    *out = p;
+    return WARREN_OK;
+}
+
+void warren_producer_destroy(warren_producer *p)
+{
+    if (!p)
+        return;
+    warren__conn_close(p->conn);
+    free(p);
+}
+
+static warren_status check_job(const char *worker, json_t *args,
+                               const warren_publish_opts *opts, warren_error *err)
+{
+    if (!worker || !warren_worker_name_valid(worker))
+        return warren_error_set(err, WARREN_EINVAL,
+                                "invalid worker name '%s' (expected [A-Za-z0-9_.-]{1,128})",
+                                worker ? worker : "");
+    if (!json_is_object(args))
+        return warren_error_set(err, WARREN_EINVAL, "job arguments must be a JSON object");
+    if (opts && (opts->priority < 0 || opts->priority > 9))
+        return warren_error_set(err, WARREN_EINVAL, "priority must be between 0 and 9");
+    if (opts && opts->max_attempts < 0)
+        return warren_error_set(err, WARREN_EINVAL, "max attempts must be at least 1");
+    if (opts && opts->id && (opts->id[0] == '\0' || strlen(opts->id) > 255))
+        return warren_error_set(err, WARREN_EINVAL, "a job id must be 1 to 255 characters");
+    if (opts && opts->delay_ms > 0)
+        return warren_error_set(err, WARREN_EINVAL,
+                                "delayed jobs are not supported yet by this producer");
+    return WARREN_OK;
+}
+
+/* Publishes without waiting; `id` receives the message id. */
+static warren_status publish_async(warren_producer *p, const char *worker, json_t *args,
+                                   const warren_publish_opts *opts, char *id, size_t id_size,
+                                   uint64_t *seq, warren_error *err)
+{
+    warren_status st = check_job(worker, args, opts, err);
+    if (st != WARREN_OK)
+        return st;
+    char uuid[37];
+    const char *mid = opts && opts->id ? opts->id : (warren_uuid(uuid), uuid);
+    char *body = json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!body)
+        return warren_error_set(err, WARREN_ENOMEM, "cannot serialise arguments");
+
+    amqp_table_entry_t h[1];
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.priority = (uint8_t)(opts ? opts->priority : 0);
+    props.timestamp = (uint64_t)time(NULL);
+    props.message_id = amqp_cstring_bytes(mid);
+    props.type = amqp_cstring_bytes(worker);
+    if (opts && opts->max_attempts > 0) {
+        h[0].key = amqp_cstring_bytes("x-warren-max-attempts");
+        h[0].value.kind = AMQP_FIELD_KIND_I32;
+        h[0].value.value.i32 = opts->max_attempts;
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers.num_entries = 1;
+        props.headers.entries = h;
+    }
+    st = warren__conn_publish(p->conn, p->exchange, worker, 0, &props, body, strlen(body), seq,
+                              err);
+    free(body);
+    if (st == WARREN_OK && id)
+        snprintf(id, id_size, "%s", mid);
+    return st;
+}
+
+warren_status warren_publish(warren_producer *p, const char *worker, json_t *args,
+                             const warren_publish_opts *opts, char *id_out, size_t id_size,
+                             warren_error *err)
+{
+    char id[257];
+    uint64_t seq;
+    warren_status st = publish_async(p, worker, args, opts, id, sizeof id, &seq, err);
+    if (st == WARREN_OK)
+        st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
+    if (st == WARREN_OK && id_out)
+        snprintf(id_out, id_size, "%s", id);
+    return st;
+}
+
+warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, size_t n,
+                                   size_t *n_confirmed, warren_error *err)
+{
+    size_t confirmed = 0;
+    warren_status st = WARREN_OK;
+    uint64_t first_seq = 0, seq = 0;
+    for (size_t i = 0; i < n && st == WARREN_OK; i++) {
+        st = publish_async(p, jobs[i].worker, jobs[i].args, &jobs[i].opts, jobs[i].id,
+                           sizeof jobs[i].id, &seq, err);
+        if (i == 0)
+            first_seq = seq;
+        /* Keep at most `window` unconfirmed: wait for the oldest half. */
+        size_t outstanding = i + 1 - confirmed;
+        if (st == WARREN_OK && outstanding >= p->window) {
+            size_t upto = confirmed + (p->window > 1 ? p->window / 2 : 1);
+            st = warren__conn_wait_confirms(p->conn, first_seq + upto - 1, CONFIRM_TIMEOUT_MS,
+                                            err);
+            if (st == WARREN_OK)
+                confirmed = upto;
+        }
+    }
+    if (st == WARREN_OK && n > confirmed) {
+        st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
+        if (st == WARREN_OK)
+            confirmed = n;
+    }
+    if (n_confirmed)
+        *n_confirmed = confirmed;
+    return st;
+}

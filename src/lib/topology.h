@@ -1,0 +1,59 @@
+/* Internal: the wire contract's names and their declaration.
+ *
+ * DESIGN: every exchange and queue name is derived here from the namespace,
+ * so no other file spells "warren.<queue>.dead". Declarations are
+ * idempotent; a declaration the broker refuses as inequivalent (the config
+ * drifted from what exists) comes back as WARREN_EDRIFT with the broker's
+ * text, which names the argument. */
+#ifndef WARREN_TOPOLOGY_H
+#define WARREN_TOPOLOGY_H
+
+#include <stddef.h>
+#include <warren/registry.h>
+#include "config.h"
+#include "conn.h"
+
+#define WARREN_AMQP_NAME_MAX 256
+
+const char *warren__name_exchange(char *buf, size_t size, const char *ns);
+const char *warren__name_unroutable(char *buf, size_t size, const char *ns);
+const char *warren__name_queue(char *buf, size_t size, const char *ns, const char *queue);
+const char *warren__name_dead(char *buf, size_t size, const char *ns, const char *queue);
+
+/* Called for each object declared: kind is "exchange", "queue" or
+ * "binding"; detail describes its arguments. */
+typedef void (*warren_topology_report)(const char *kind, const char *name, const char *detail,
+                                       void *user);
+
+/* The jobs exchange, its alternate exchange and the unroutable queue. */
+warren_status warren__topology_declare_base(struct warren_conn *c, const char *ns,
+                                            warren_topology_report report, void *user,
+                                            warren_error *err);
+
+/* A work queue and its dead-letter queue. */
+warren_status warren__topology_declare_queue(struct warren_conn *c, const char *ns,
+                                             const struct warren_queue_conf *q,
+                                             warren_topology_report report, void *user,
+                                             warren_error *err);
+
+/* Binds the work queue of `queue` to the jobs exchange for `worker`. */
+warren_status warren__topology_bind_worker(struct warren_conn *c, const char *ns,
+                                           const char *queue, const char *worker,
+                                           warren_topology_report report, void *user,
+                                           warren_error *err);
+
+/* The queues this host consumes: host.queues, or else every configured
+ * queue that serves at least one registered worker. Returns a
+ * NULL-terminated array of borrowed queue configs (free the array). */
+const struct warren_queue_conf **warren__host_queues(const struct warren_config *cfg,
+                                                     const warren_registry *reg, size_t *n);
+
+/* Declares all a host needs: base, its queues, and a binding per
+ * registered worker whose queue it consumes. */
+warren_status warren__topology_declare_host(struct warren_conn *c,
+                                            const struct warren_config *cfg,
+                                            const warren_registry *reg,
+                                            warren_topology_report report, void *user,
+                                            warren_error *err);
+
+#endif

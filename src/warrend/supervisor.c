@@ -1,0 +1,270 @@
+/* The supervisor: forks the worker processes, restarts the ones that die
+ * (with backoff), drains them on SIGTERM/SIGINT and rolls them on SIGHUP.
+ *
+ * One loop, in the manner of nginx's master: signal handlers set flags,
+ * the loop wakes at least every 100 ms, reaps children, then acts. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <warren/log.h>
+#include "warrend.h"
+
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 30000
+#define HEALTHY_RUN_MS 30000
+
+struct slot {
+    pid_t pid;           /* 0 when not running */
+    int failures;        /* consecutive early exits, for backoff */
+    long long started;   /* when the current process started */
+    long long due;       /* when to start the next one */
+};
+
+struct supervisor {
+    struct warren_config *cfg;
+    struct slot *slots;
+    int n_slots;
+    pid_t *retiring; /* old processes draining after a reload */
+    int n_retiring;
+    int fatal;       /* exit status to stop with, or -1 */
+};
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pid_t spawn(struct supervisor *s, int index)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        free(s->retiring);
+        int rc = warrend_worker_main(s->cfg, index + 1);
+        fflush(NULL);
+        _exit(rc);
+    }
+    if (pid < 0) {
+        warren_log_write(WARREN_LOG_ERROR, "worker.fork", NULL, "fork failed: %s",
+                         strerror(errno));
+        return 0;
+    }
+    WARREN_LOG(WARREN_LOG_INFO, "worker.started", "worker %d started as pid %d", index + 1,
+               (int)pid);
+    return pid;
+}
+
+static void start_due(struct supervisor *s)
+{
+    long long now = mono_ms();
+    for (int i = 0; i < s->n_slots; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->pid == 0 && now >= sl->due) {
+            sl->pid = spawn(s, i);
+            sl->started = now;
+            if (sl->pid == 0)
+                sl->due = now + RESTART_MAX_MS;
+        }
+    }
+}
+
+static void describe_exit(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "status %d", status);
+}
+
+static int drop_retiring(struct supervisor *s, pid_t pid)
+{
+    for (int i = 0; i < s->n_retiring; i++)
+        if (s->retiring[i] == pid) {
+            s->retiring[i] = s->retiring[--s->n_retiring];
+            return 1;
+        }
+    return 0;
+}
+
+/* Decides what a worker's exit means for its slot and the host. */
+static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int status)
+{
+    char how[96];
+    describe_exit(status, how, sizeof how);
+    long long now = mono_ms();
+    sl->pid = 0;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DRIFT) {
+        s->fatal = code == WORKER_EXIT_CONFIG ? 2 : 1;
+        return;
+    }
+    if (warrend_stop)
+        return;
+    if (now - sl->started >= HEALTHY_RUN_MS || code == WORKER_EXIT_RECYCLE)
+        sl->failures = 0;
+    long long delay = RESTART_MIN_MS;
+    for (int k = 0; k < sl->failures && delay < RESTART_MAX_MS; k++)
+        delay *= 2;
+    if (delay > RESTART_MAX_MS)
+        delay = RESTART_MAX_MS;
+    sl->failures++;
+    sl->due = now + delay;
+    warren_log_write(code == WORKER_EXIT_RECYCLE ? WARREN_LOG_INFO : WARREN_LOG_WARN,
+                     "worker.exited", NULL, "worker %d exited (%s); restarting in %lld ms",
+                     index + 1, how, delay);
+}
+
+static void reap(struct supervisor *s)
+{
+    int status;
+    pid_t pid;
+    warrend_child = 0;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (drop_retiring(s, pid))
+            continue;
+        for (int i = 0; i < s->n_slots; i++)
+            if (s->slots[i].pid == pid)
+                on_exit_of(s, &s->slots[i], i, status);
+    }
+}
+
+static int running(const struct supervisor *s)
+{
+    int n = s->n_retiring;
+    for (int i = 0; i < s->n_slots; i++)
+        n += s->slots[i].pid != 0;
+    return n;
+}
+
+static void signal_all(struct supervisor *s, int sig)
+{
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].pid)
+            kill(s->slots[i].pid, sig);
+    for (int i = 0; i < s->n_retiring; i++)
+        kill(s->retiring[i], sig);
+}
+
+static void tick(void)
+{
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short, which is what we want */
+}
+
+/* Drains: workers finish their running job and exit; what still runs at
+ * shutdown_timeout is killed and its job goes back to the queue. */
+static void drain(struct supervisor *s)
+{
+    WARREN_LOG(WARREN_LOG_INFO, "host.stopping", "stopping %d worker process(es)", running(s));
+    signal_all(s, SIGTERM);
+    long long deadline = mono_ms() + s->cfg->shutdown_timeout_ms;
+    while (running(s) > 0 && mono_ms() < deadline) {
+        tick();
+        reap(s);
+    }
+    if (running(s) > 0) {
+        warren_log_write(WARREN_LOG_WARN, "host.shutdown_timeout", NULL,
+                         "%d worker process(es) still running after shutdown_timeout; "
+                         "stopping them, their jobs go back to the queue",
+                         running(s));
+        signal_all(s, SIGKILL);
+        while (running(s) > 0) {
+            tick();
+            reap(s);
+        }
+    }
+}
+
+/* SIGHUP: load the file again; if it is good, start a new set of workers
+ * and only then ask each old one to finish its job and leave. */
+static void reload(struct supervisor *s)
+{
+    warrend_reload = 0;
+    struct warren_config *next = calloc(1, sizeof *next);
+    struct warren_config_diag diag = {0};
+    warren_error err;
+    warren_error_clear(&err);
+    if (!next)
+        return;
+    if (warren__config_load(next, s->cfg->path, &diag, &err) != WARREN_OK) {
+        for (size_t i = 0; i < diag.n_errors; i++)
+            warren_log_write(WARREN_LOG_ERROR, "config.reload", NULL, "%s", diag.errors[i]);
+        warren_log_write(WARREN_LOG_ERROR, "config.reload", NULL,
+                         "reload refused; keeping the running configuration");
+        warren__config_diag_free(&diag);
+        warren__config_free(next);
+        free(next);
+        return;
+    }
+    warren__config_diag_free(&diag);
+    pid_t *old = realloc(s->retiring, (size_t)(s->n_retiring + s->n_slots) * sizeof *old);
+    struct slot *slots = calloc((size_t)next->concurrency, sizeof *slots);
+    if (!old || !slots) {
+        free(slots);
+        s->retiring = old ? old : s->retiring;
+        warren__config_free(next);
+        free(next);
+        return;
+    }
+    s->retiring = old;
+    struct slot *prev = s->slots;
+    int n_prev = s->n_slots;
+    warren__config_free(s->cfg);
+    free(s->cfg);
+    s->cfg = next;
+    s->slots = slots;
+    s->n_slots = next->concurrency;
+    warren_log_setup(next->log_level, next->log_format, "supervisor");
+    for (int i = 0; i < s->n_slots; i++) {
+        slots[i].pid = spawn(s, i);
+        slots[i].started = mono_ms();
+        if (i < n_prev && prev[i].pid) {
+            kill(prev[i].pid, SIGTERM);
+            s->retiring[s->n_retiring++] = prev[i].pid;
+        }
+    }
+    for (int i = s->n_slots; i < n_prev; i++)
+        if (prev[i].pid) {
+            kill(prev[i].pid, SIGTERM);
+            s->retiring[s->n_retiring++] = prev[i].pid;
+        }
+    free(prev);
+    WARREN_LOG(WARREN_LOG_INFO, "config.reloaded", "configuration reloaded; workers replaced");
+}
+
+int warrend_supervise(struct warren_config *cfg)
+{
+    struct supervisor s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.fatal = -1;
+    s.n_slots = cfg->concurrency;
+    s.slots = calloc((size_t)s.n_slots, sizeof *s.slots);
+    if (!s.slots)
+        return 1;
+    warrend_signals_supervisor();
+    WARREN_LOG(WARREN_LOG_INFO, "host.starting", "host %s starting %d worker process(es)",
+               cfg->host_name, cfg->concurrency);
+    while (!warrend_stop && s.fatal < 0) {
+        start_due(&s);
+        tick();
+        reap(&s);
+        if (warrend_reload && !warrend_stop)
+            reload(&s);
+    }
+    drain(&s);
+    free(s.slots);
+    free(s.retiring);
+    int rc = s.fatal < 0 ? 0 : s.fatal;
+    WARREN_LOG(WARREN_LOG_INFO, "host.stopped", "host stopped (exit %d)", rc);
+    warren__config_free(s.cfg);
+    free(s.cfg);
+    return rc;
+}

@@ -1,0 +1,328 @@
+/* A worker process: loads the modules, keeps one broker connection, and
+ * runs each delivery through its handler, one at a time.
+ *
+ * Every delivery ends in exactly one of: acked after its handler
+ * succeeded; acked after a confirmed retry copy; acked after a confirmed
+ * dead letter; or left unacked (the broker refused even the dead letter, or
+ * the connection was lost), in which case the broker redelivers it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <warren/log.h>
+#include "handoff.h"
+#include "job.h"
+#include "registry_internal.h"
+#include "topology.h"
+#include "warrend.h"
+
+#define POLL_MS 200
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+
+struct worker {
+    struct warren_config *cfg;
+    int slot;
+    warren_registry *reg;
+    struct warren_modules *mods;
+    struct warren_conn *conn;
+    char **urls;
+    size_t n_urls;
+    char jobs_exchange[WARREN_AMQP_NAME_MAX];
+};
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps up to ms, returning early when asked to stop. */
+static void nap(long long ms)
+{
+    long long end = mono_ms() + ms;
+    while (!warrend_stop) {
+        long long left = end - mono_ms();
+        if (left <= 0)
+            return;
+        if (left > 100)
+            left = 100;
+        struct timespec ts = {0, left * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void log_job(warren_log_level level, const char *msgid, const struct warren_job *job,
+                    const char *outcome, long long duration_ms, const char *error)
+{
+    if (!warren_log_enabled(level))
+        return;
+    json_t *f = json_pack("{s:s, s:s, s:i, s:s, s:I}", "id", job->id, "worker", job->worker,
+                          "attempt", job->attempt, "outcome", outcome, "duration_ms",
+                          (json_int_t)duration_ms);
+    if (f && error && error[0])
+        json_object_set_new(f, "error", json_string(error));
+    char *fields = f ? json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    warren_log_write(level, msgid, fields, "%s %s %s (attempt %d, %lld ms)%s%s", job->worker,
+                     job->id, outcome, job->attempt, duration_ms, error && error[0] ? ": " : "",
+                     error && error[0] ? error : "");
+    free(fields);
+    json_decref(f);
+}
+
+/* Parks the delivery in its queue's dead letters, then acks it. A refusal
+ * is retried once as rejected_by_broker; if that is refused too the
+ * original stays unacked (the broker keeps it) and we log an error. */
+static warren_status park(struct worker *w, struct warren_conn_delivery *d,
+                          const struct warren_job *job, enum warren_dead_reason reason,
+                          const char *error, int attempts)
+{
+    struct warren_dead_info info = {reason, error, attempts, d->consumer_tag,
+                                    w->cfg->host_name, job->id_assigned ? job->id : NULL};
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = warren__send_dead(w->conn, w->cfg->namespace_, d, &info, &err);
+    if (st == WARREN_ENACK) {
+        char why[WARREN_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "dead letter (%s) refused: %s; was: %s",
+                 warren__dead_reason_name(reason), err.text, error ? error : "");
+        info.reason = WARREN_DEAD_REJECTED_BY_BROKER;
+        info.error = why;
+        warren_error_clear(&err);
+        st = warren__send_dead(w->conn, w->cfg->namespace_, d, &info, &err);
+    }
+    if (st != WARREN_OK) {
+        warren_log_write(WARREN_LOG_ERROR, "job.unparked", NULL,
+                         "cannot park %s %s (%s): %s; left unacked for redelivery",
+                         job->worker[0] ? job->worker : "?", job->id[0] ? job->id : "?",
+                         warren__dead_reason_name(reason), err.text);
+        return warren__conn_broken(w->conn) ? WARREN_EBROKER : WARREN_OK;
+    }
+    log_job(WARREN_LOG_WARN, "job.dead", job, warren__dead_reason_name(info.reason), 0,
+            info.error);
+    warren_error_clear(&err);
+    return warren__conn_ack(w->conn, d->delivery_tag, &err);
+}
+
+static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery *d,
+                                   struct warren_job *job)
+{
+    if (job->attempt >= job->max_attempts) {
+        char why[WARREN_ERROR_TEXT_MAX + 64];
+        snprintf(why, sizeof why, "attempt %d of %d failed: %s", job->attempt,
+                 job->max_attempts, job->error);
+        return park(w, d, job, WARREN_DEAD_MAX_ATTEMPTS, why, job->attempt);
+    }
+    struct warren_retry_info info = {d->consumer_tag, job->worker, job->attempt + 1, job->error,
+                                     job->id_assigned ? job->id : NULL};
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, &info, &err);
+    if (st == WARREN_ENACK) {
+        char why[2 * WARREN_ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "retry copy refused: %s; was: %s", err.text, job->error);
+        return park(w, d, job, WARREN_DEAD_REJECTED_BY_BROKER, why, job->attempt);
+    }
+    if (st != WARREN_OK)
+        return st;
+    warren_error_clear(&err);
+    return warren__conn_ack(w->conn, d->delivery_tag, &err);
+}
+
+static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
+                             struct warren_job *job)
+{
+    const struct warren_worker_entry *entry = warren__registry_find(w->reg, job->worker);
+    if (!entry) {
+        char why[512];
+        snprintf(why, sizeof why, "no handler registered for worker '%s' on host %s",
+                 job->worker, w->cfg->host_name);
+        return park(w, d, job, WARREN_DEAD_UNKNOWN_WORKER, why, job->attempt);
+    }
+    warren_error verr;
+    warren_error_clear(&verr);
+    if (warren_registry_validate(w->reg, job->worker, job->args, &verr) != WARREN_OK)
+        return park(w, d, job, WARREN_DEAD_INVALID_ARGS, verr.text, job->attempt);
+
+    const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
+    if (job->max_attempts <= 0)
+        job->max_attempts = wc->retry.max_attempts;
+    job->module = entry->module;
+
+    long long t0 = mono_ms();
+    warren_outcome outcome = warren__registry_run(entry, job);
+    long long dt = mono_ms() - t0;
+    if (outcome == WARREN_JOB_OK) {
+        log_job(WARREN_LOG_INFO, "job.succeeded", job, "succeeded", dt, NULL);
+        warren_error err;
+        warren_error_clear(&err);
+        return warren__conn_ack(w->conn, d->delivery_tag, &err);
+    }
+    int last = outcome == WARREN_JOB_FAIL || job->attempt >= job->max_attempts;
+    log_job(WARREN_LOG_WARN, "job.failed", job, last ? "failed" : "retrying", dt, job->error);
+    if (outcome == WARREN_JOB_FAIL)
+        return park(w, d, job, WARREN_DEAD_PERMANENT_FAILURE, job->error, job->attempt);
+    return retry_or_park(w, d, job);
+}
+
+static warren_status handle_delivery(struct worker *w, struct warren_conn_delivery *d)
+{
+    struct warren_delivery in = {d->exchange,
+                                 strlen(d->exchange),
+                                 d->routing_key,
+                                 strlen(d->routing_key),
+                                 &d->message.properties,
+                                 d->message.body.bytes,
+                                 d->message.body.len};
+    struct warren_job job;
+    char why[WARREN_ERROR_TEXT_MAX];
+    enum warren_dead_reason reason =
+        warren__job_decode(&job, &in, w->jobs_exchange, (size_t)w->cfg->max_message_bytes, why,
+                           sizeof why);
+    warren_status st;
+    if (reason != WARREN_DEAD_NONE)
+        st = park(w, d, &job, reason, why, job.attempt > 0 ? job.attempt : 1);
+    else
+        st = run_job(w, d, &job);
+    warren__job_clear(&job);
+    return st;
+}
+
+static warren_status connect_and_consume(struct worker *w, warren_error *err)
+{
+    char name[320];
+    snprintf(name, sizeof name, "warrend %s worker %d", w->cfg->host_name, w->slot);
+    struct warren_conn_opts co = {w->cfg->heartbeat, w->cfg->password_file, &w->cfg->tls, name};
+    warren_status st = warren__conn_open(&w->conn, w->urls, w->n_urls, &co, err);
+    if (st != WARREN_OK)
+        return st;
+    st = warren__topology_declare_host(w->conn, w->cfg, w->reg, NULL, NULL, err);
+    if (st == WARREN_OK)
+        st = warren__conn_qos(w->conn, (uint16_t)w->cfg->prefetch, err);
+    size_t nq = 0;
+    const struct warren_queue_conf **queues = warren__host_queues(w->cfg, w->reg, &nq);
+    char qname[WARREN_AMQP_NAME_MAX];
+    for (size_t i = 0; st == WARREN_OK && queues && i < nq; i++)
+        st = warren__conn_consume(
+            w->conn, warren__name_queue(qname, sizeof qname, w->cfg->namespace_, queues[i]->name),
+            queues[i]->name, err);
+    if (st == WARREN_OK && nq == 0)
+        WARREN_LOG(WARREN_LOG_WARN, "worker.idle", "no queue to consume: no loaded worker "
+                                                   "is served by a configured queue");
+    free(queues);
+    return st;
+}
+
+/* Takes deliveries until asked to stop or the connection fails. */
+static warren_status consume_loop(struct worker *w)
+{
+    while (!warrend_stop) {
+        struct warren_conn_delivery d;
+        warren_error err;
+        warren_error_clear(&err);
+        warren_status st = warren__conn_next_delivery(w->conn, POLL_MS, &d, &err);
+        if (st == WARREN_ETIMEDOUT)
+            continue;
+        if (st == WARREN_ENOTFOUND) {
+            WARREN_LOG(WARREN_LOG_WARN, "worker.cancelled",
+                       "the broker cancelled consumer '%s'; reconnecting", err.text);
+            return WARREN_EBROKER;
+        }
+        if (st != WARREN_OK) {
+            WARREN_LOG(WARREN_LOG_ERROR, "broker.lost", "%s", err.text);
+            return st;
+        }
+        st = handle_delivery(w, &d);
+        warren__conn_delivery_free(&d);
+        if (st != WARREN_OK)
+            return st;
+    }
+    return WARREN_OK;
+}
+
+static int load_modules(struct worker *w)
+{
+    warren_error err;
+    warren_error_clear(&err);
+    if (warren_registry_create(&w->reg) != WARREN_OK)
+        return WORKER_EXIT_ERROR;
+    if (warren__modules_load(&w->mods, w->cfg, w->reg, &err) != WARREN_OK) {
+        char buf[1024];
+        warren_log_write(WARREN_LOG_ERROR, "module.load", NULL, "%s",
+                         warren_error_format(&err, buf, sizeof buf));
+        return WORKER_EXIT_CONFIG;
+    }
+    return WORKER_EXIT_OK;
+}
+
+static int serve(struct worker *w)
+{
+    long long backoff = BACKOFF_MIN_MS;
+    while (!warrend_stop) {
+        warren_error err;
+        warren_error_clear(&err);
+        warren_status st = connect_and_consume(w, &err);
+        if (st == WARREN_EDRIFT) {
+            warren_log_write(WARREN_LOG_ERROR, "topology.drift", NULL, "%s", err.text);
+            return WORKER_EXIT_DRIFT;
+        }
+        if (st == WARREN_OK) {
+            WARREN_LOG(WARREN_LOG_INFO, "worker.ready", "consuming from %s",
+                       warren__conn_url(w->conn));
+            backoff = BACKOFF_MIN_MS;
+            st = consume_loop(w);
+        } else {
+            WARREN_LOG(WARREN_LOG_WARN, "broker.connect", "%s; retrying in %lld ms", err.text,
+                       backoff);
+        }
+        warren__conn_close(w->conn);
+        w->conn = NULL;
+        if (st == WARREN_OK || warrend_stop)
+            break;
+        /* Jitter of +-20 % keeps a fleet from reconnecting in lockstep. */
+        nap(backoff * (80 + rand() % 41) / 100);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return WORKER_EXIT_OK;
+}
+
+int warrend_worker_main(struct warren_config *cfg, int slot)
+{
+    warrend_signals_worker();
+    /* A worker must not outlive its supervisor. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    char role[32];
+    snprintf(role, sizeof role, "worker %d", slot);
+    warren_log_setup(cfg->log_level, cfg->log_format, role);
+    srand((unsigned)(getpid() ^ time(NULL)));
+
+    struct worker w;
+    memset(&w, 0, sizeof w);
+    w.cfg = cfg;
+    w.slot = slot;
+    w.urls = cfg->urls;
+    w.n_urls = cfg->n_urls;
+    warren__name_exchange(w.jobs_exchange, sizeof w.jobs_exchange, cfg->namespace_);
+
+    int rc = load_modules(&w);
+    if (rc == WORKER_EXIT_OK)
+        rc = serve(&w);
+    warren__modules_unload(w.mods);
+    warren_registry_destroy(w.reg);
+    return rc;
+}
+
+int warrend_preflight(struct warren_config *cfg)
+{
+    struct worker w;
+    memset(&w, 0, sizeof w);
+    w.cfg = cfg;
+    int rc = load_modules(&w);
+    warren__modules_unload(w.mods);
+    warren_registry_destroy(w.reg);
+    return rc;
+}
