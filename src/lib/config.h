@@ -124,9 +124,15 @@ struct warren_config {
     char web_listen[128];     /* default "127.0.0.1:9465" */
     long long web_retention_ms; /* default 7 d */
     char *web_token_file;
+
+    /* Internal: what warren__config_worker() returns for a worker that is
+     * not listed in `workers` (allocated by warren__config_defaults). */
+    struct warren_worker_conf *fallback_worker;
 };
 
-/* A list of errors ("FILE:LINE: message") and warnings. */
+/* A list of errors ("FILE:LINE: message") and warnings ("FILE:LINE:
+ * warning: message"), each sorted by line. The loader overwrites the
+ * struct: free a used one with warren__config_diag_free() first. */
 struct warren_config_diag {
     char **errors;
     size_t n_errors;
