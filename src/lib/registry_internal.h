@@ -26,6 +26,12 @@ void warren__registry_set_module(warren_registry *reg, const char *module);
 /* Removes every worker tagged with `module` (undoes a failed init). */
 void warren__registry_remove_module(warren_registry *reg, const char *module);
 
+/* Checks args against the entry's schema (args must be an object; no
+ * schema: any object fits). Returns 0, or -1 with jansson's message in
+ * `why` (the dead-letter reason is then `invalid_args`). */
+int warren__registry_check_args(const struct warren_worker_entry *entry, json_t *args,
+                                char *why, size_t why_size);
+
 /* Runs the handler on a decoded job; the job's error text is set for any
  * failure (a handler that fails without a message gets a generic one). */
 warren_outcome warren__registry_run(const struct warren_worker_entry *entry,

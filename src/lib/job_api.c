@@ -1,0 +1,121 @@
+/* The public view of a job (include/warren/job.h) over struct warren_job. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <warren/job.h>
+#include <warren/log.h>
+#include "job.h"
+
+const char *warren_job_worker(const warren_job *job)
+{
+    return job->worker;
+}
+
+const char *warren_job_id(const warren_job *job)
+{
+    return job->id;
+}
+
+int warren_job_attempt(const warren_job *job)
+{
+    return job->attempt;
+}
+
+int warren_job_max_attempts(const warren_job *job)
+{
+    return job->max_attempts;
+}
+
+int warren_job_priority(const warren_job *job)
+{
+    return job->priority;
+}
+
+json_t *warren_job_args(const warren_job *job)
+{
+    return job->args;
+}
+
+json_t *warren_job_headers(const warren_job *job)
+{
+    /* The contract says never NULL. Whoever builds a job should set it; if
+     * one did not, the job gets an empty object of its own on first use
+     * (freed with the job, like any headers), rather than a handler
+     * crashing on NULL. A job is used by one thread at a time. */
+    if (!job->headers)
+        ((struct warren_job *)job)->headers = json_object();
+    return job->headers;
+}
+
+void warren_job_log(const warren_job *job, warren_log_level level, const char *fmt, ...)
+{
+    if (!warren_log_enabled(level))
+        return;
+    char msgid[160];
+    snprintf(msgid, sizeof msgid, "%s.log", job->module ? job->module : "handler");
+    json_t *f = json_pack("{s:s, s:s}", "id", job->id, "worker", job->worker);
+    char *fields = f ? json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(f);
+    va_list ap;
+    va_start(ap, fmt);
+    warren_log_vwrite(level, msgid, fields, fmt, ap);
+    va_end(ap);
+    free(fields);
+}
+
+/* Cuts a truncated text back to the last whole UTF-8 character, so the
+ * error stays valid UTF-8 in headers and JSON events. */
+static void utf8_trim(char *s, size_t len)
+{
+    size_t end = len;
+    size_t back = 0;
+    while (end > 0 && back < 4 && ((unsigned char)s[end - 1] & 0xC0) == 0x80) {
+        end--;
+        back++;
+    }
+    if (end == 0)
+        return;
+    unsigned char lead = (unsigned char)s[end - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need != back + 1 && lead >= 0xC0)
+        s[end - 1] = '\0';
+}
+
+static void set_error(struct warren_job *job, const char *fmt, va_list ap)
+{
+    if (!fmt) {
+        job->error[0] = '\0';
+        return;
+    }
+    /* Through a copy: the arguments may include the job's own error text. */
+    char text[sizeof job->error];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    if (n >= (int)sizeof text)
+        utf8_trim(text, sizeof text - 1);
+    memcpy(job->error, text, sizeof text);
+}
+
+warren_outcome warren_job_retry(warren_job *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(job, fmt, ap);
+    va_end(ap);
+    return WARREN_JOB_RETRY;
+}
+
+warren_outcome warren_job_fail(warren_job *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(job, fmt, ap);
+    va_end(ap);
+    return WARREN_JOB_FAIL;
+}
+
+const char *warren_job_error(const warren_job *job)
+{
+    return job->error;
+}
