@@ -30,7 +30,8 @@ typedef struct warren_publish_opts {
     const char *id;        /* message id; NULL: a new UUID */
     int priority;          /* 0-9 */
     int max_attempts;      /* 0: the worker's setting */
-    long long delay_ms;    /* 0: now (delays come with the delay levels) */
+    long long delay_ms;    /* run no earlier than this: under 1 s runs at once, else whole
+                              seconds rounded up, at most 2^28-1 s (about 8.5 years) */
 } warren_publish_opts;
 
 /* Connects, and declares (idempotently) the jobs exchange, its alternate

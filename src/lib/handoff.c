@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include "delay.h"
 #include "handoff.h"
 #include "topology.h"
 
@@ -209,10 +210,11 @@ warren_status warren__send_retry(struct warren_conn *c, const char *ns,
                                  const struct warren_retry_info *info, warren_error *err)
 {
     const amqp_basic_properties_t *orig = &d->message.properties;
-    char error[1025], work[WARREN_AMQP_NAME_MAX];
+    char error[1025], entry[WARREN_AMQP_NAME_MAX], key[2 * WARREN_DELAY_LEVELS + 130];
     struct hdrs h;
     int rc = hdrs_init(&h, orig);
     cut_error(error, sizeof error, info->error);
+    rc |= warren__delay_routing_key(key, sizeof key, info->delay_s, info->worker);
     rc |= hdrs_set_int(&h, "x-warren-attempt", info->next_attempt);
     rc |= hdrs_set_str(&h, "x-warren-last-error", error);
     rc |= set_origin(&h, d);
@@ -220,11 +222,11 @@ warren_status warren__send_retry(struct warren_conn *c, const char *ns,
     if (rc != 0) {
         st = warren_error_set(err, WARREN_ENOMEM, "out of memory building a retry copy");
     } else {
-        /* The copy travels through the default exchange, so its worker name
-         * must ride in `type`. */
+        /* The worker name rides in `type` too: the delivery's routing key
+         * is then the delay key, not the name. */
         amqp_basic_properties_t p = copy_props(orig, &h, info->assigned_id, info->worker);
-        warren__name_queue(work, sizeof work, ns, info->queue);
-        st = warren__conn_publish_confirmed(c, "", work, &p, d->message.body.bytes,
+        warren__name_delay_level(entry, sizeof entry, ns, WARREN_DELAY_LEVELS - 1);
+        st = warren__conn_publish_confirmed(c, entry, key, &p, d->message.body.bytes,
                                             d->message.body.len, WARREN_HANDOFF_TIMEOUT_MS,
                                             err);
     }

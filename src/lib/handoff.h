@@ -34,15 +34,15 @@ warren_status warren__send_dead(struct warren_conn *c, const char *ns,
                                 const struct warren_dead_info *info, warren_error *err);
 
 struct warren_retry_info {
-    const char *queue;       /* short name */
     const char *worker;
     int next_attempt;
+    long long delay_s;       /* whole seconds to wait in the delay levels */
     const char *error;
     const char *assigned_id;
 };
 
-/* Publishes the retry copy of `d` (attempt + 1, last error) back to its
- * work queue and waits for the confirm. */
+/* Publishes the retry copy of `d` (attempt + 1, last error) into the delay
+ * levels, addressed to its worker, and waits for the confirm. */
 warren_status warren__send_retry(struct warren_conn *c, const char *ns,
                                  const struct warren_conn_delivery *d,
                                  const struct warren_retry_info *info, warren_error *err);

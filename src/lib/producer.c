@@ -12,6 +12,7 @@
 #include <warren/producer.h>
 #include <warren/registry.h>
 #include "conn.h"
+#include "delay.h"
 #include "topology.h"
 
 #define DEFAULT_URL "amqp://guest:guest@127.0.0.1:5672/"
@@ -22,6 +23,7 @@ struct warren_producer {
     char ns[64];
     char exchange[WARREN_AMQP_NAME_MAX];
     unsigned window;
+    int delay_ready; /* the delay levels are known to exist */
 };
 
 static const char *pick_urls(const warren_producer_opts *opts)
@@ -89,9 +91,33 @@ static warren_status check_job(const char *worker, json_t *args,
         return warren_error_set(err, WARREN_EINVAL, "max attempts must be at least 1");
     if (opts && opts->id && (opts->id[0] == '\0' || strlen(opts->id) > 255))
         return warren_error_set(err, WARREN_EINVAL, "a job id must be 1 to 255 characters");
-    if (opts && opts->delay_ms > 0)
+    if (opts && (opts->delay_ms < 0 || opts->delay_ms / 1000 > WARREN_DELAY_MAX_S))
         return warren_error_set(err, WARREN_EINVAL,
-                                "delayed jobs are not supported yet by this producer");
+                                "a delay must be between 0 and %lld seconds", WARREN_DELAY_MAX_S);
+    return WARREN_OK;
+}
+
+/* Where a job goes: the jobs exchange by worker name, or, when delayed by
+ * a second or more, the top delay level with the delay's routing key. */
+static warren_status route(warren_producer *p, const char *worker,
+                           const warren_publish_opts *opts, char *exchange, size_t ex_size,
+                           char *key, size_t key_size, warren_error *err)
+{
+    long long seconds = warren__delay_seconds(opts ? opts->delay_ms : 0);
+    if (seconds == 0) {
+        snprintf(exchange, ex_size, "%s", p->exchange);
+        snprintf(key, key_size, "%s", worker);
+        return WARREN_OK;
+    }
+    if (!p->delay_ready) {
+        warren_status st = warren__topology_ensure_delay(p->conn, p->ns, 0, err);
+        if (st != WARREN_OK)
+            return st;
+        p->delay_ready = 1;
+    }
+    warren__name_delay_level(exchange, ex_size, p->ns, WARREN_DELAY_LEVELS - 1);
+    if (warren__delay_routing_key(key, key_size, seconds, worker) != 0)
+        return warren_error_set(err, WARREN_EINVAL, "worker name too long");
     return WARREN_OK;
 }
 
@@ -100,7 +126,10 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
                                    const warren_publish_opts *opts, char *id, size_t id_size,
                                    uint64_t *seq, warren_error *err)
 {
+    char exchange[WARREN_AMQP_NAME_MAX], key[2 * WARREN_DELAY_LEVELS + 130];
     warren_status st = check_job(worker, args, opts, err);
+    if (st == WARREN_OK)
+        st = route(p, worker, opts, exchange, sizeof exchange, key, sizeof key, err);
     if (st != WARREN_OK)
         return st;
     char uuid[37];
@@ -129,8 +158,7 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
         props.headers.num_entries = 1;
         props.headers.entries = h;
     }
-    st = warren__conn_publish(p->conn, p->exchange, worker, 0, &props, body, strlen(body), seq,
-                              err);
+    st = warren__conn_publish(p->conn, exchange, key, 0, &props, body, strlen(body), seq, err);
     free(body);
     if (st == WARREN_OK && id)
         snprintf(id, id_size, "%s", mid);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <amqp.h>
+#include "delay.h"
 #include "registry_internal.h"
 #include "topology.h"
 
@@ -127,13 +128,23 @@ warren_status warren__topology_bind_worker(struct warren_conn *c, const char *ns
                                            warren_error *err)
 {
     char ex[WARREN_AMQP_NAME_MAX], work[WARREN_AMQP_NAME_MAX];
+    char deliver[WARREN_AMQP_NAME_MAX], key[2 * WARREN_DELAY_LEVELS + 130];
+    char detail[WARREN_AMQP_NAME_MAX + 200];
     warren__name_exchange(ex, sizeof ex, ns);
     warren__name_queue(work, sizeof work, ns, queue);
+    warren__name_delay_deliver(deliver, sizeof deliver, ns);
     warren_status st = warren__conn_queue_bind(c, work, ex, worker, err);
     if (st == WARREN_OK) {
-        char detail[WARREN_AMQP_NAME_MAX + 32];
         snprintf(detail, sizeof detail, "%s -> %s", worker, work);
         report_one(report, user, "binding", ex, detail);
+        /* Delayed jobs and retries reach the queue by the same worker name. */
+        if (warren__delay_binding_key(key, sizeof key, worker) != 0)
+            return warren_error_set(err, WARREN_EINVAL, "worker name too long: %s", worker);
+        st = warren__conn_queue_bind(c, work, deliver, key, err);
+    }
+    if (st == WARREN_OK) {
+        snprintf(detail, sizeof detail, "<28 *>.%s -> %s", worker, work);
+        report_one(report, user, "binding", deliver, detail);
     }
     return st;
 }
@@ -185,6 +196,11 @@ warren_status warren__topology_declare_host(struct warren_conn *c,
                                             warren_error *err)
 {
     warren_status st = warren__topology_declare_base(c, cfg->namespace_, report, user, err);
+    int quorum = 0;
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        quorum |= cfg->queues[i].type == WARREN_QUEUE_QUORUM;
+    if (st == WARREN_OK)
+        st = warren__topology_declare_delay(c, cfg->namespace_, quorum, report, user, err);
     size_t nq = 0;
     const struct warren_queue_conf **queues = st == WARREN_OK ? warren__host_queues(cfg, reg, &nq)
                                                               : NULL;

@@ -36,7 +36,8 @@ warren_status warren__topology_declare_queue(struct warren_conn *c, const char *
                                              warren_topology_report report, void *user,
                                              warren_error *err);
 
-/* Binds the work queue of `queue` to the jobs exchange for `worker`. */
+/* Binds the work queue of `queue` to the jobs exchange for `worker`, and to
+ * the delay levels' delivery exchange (which must exist) for the same. */
 warren_status warren__topology_bind_worker(struct warren_conn *c, const char *ns,
                                            const char *queue, const char *worker,
                                            warren_topology_report report, void *user,
@@ -48,7 +49,8 @@ warren_status warren__topology_bind_worker(struct warren_conn *c, const char *ns
 const struct warren_queue_conf **warren__host_queues(const struct warren_config *cfg,
                                                      const warren_registry *reg, size_t *n);
 
-/* Declares all a host needs: base, its queues, and a binding per
+/* Declares all a host needs: base, the delay levels (quorum when any
+ * configured queue is), its queues, and a binding per
  * registered worker whose queue it consumes. */
 warren_status warren__topology_declare_host(struct warren_conn *c,
                                             const struct warren_config *cfg,

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <warren/log.h>
+#include "delay.h"
 #include "handoff.h"
 #include "job.h"
 #include "registry_internal.h"
@@ -32,6 +33,7 @@ struct worker {
     char **urls;
     size_t n_urls;
     char jobs_exchange[WARREN_AMQP_NAME_MAX];
+    char delay_prefix[WARREN_AMQP_NAME_MAX]; /* "<ns>.delay." */
 };
 
 static long long mono_ms(void)
@@ -117,11 +119,17 @@ static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery
                  job->max_attempts, job->error);
         return park(w, d, job, WARREN_DEAD_MAX_ATTEMPTS, why, job->attempt);
     }
-    struct warren_retry_info info = {d->consumer_tag, job->worker, job->attempt + 1, job->error,
+    const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
+    long long delay_ms = warren__backoff_ms(&wc->retry, job->attempt, (double)rand() / RAND_MAX);
+    struct warren_retry_info info = {job->worker, job->attempt + 1,
+                                     warren__backoff_seconds(delay_ms), job->error,
                                      job->id_assigned ? job->id : NULL};
     warren_error err;
     warren_error_clear(&err);
     warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, &info, &err);
+    if (st == WARREN_OK)
+        WARREN_LOG(WARREN_LOG_DEBUG, "job.retry", "%s %s: attempt %d in %lld s", job->worker,
+                   job->id, info.next_attempt, info.delay_s);
     if (st == WARREN_ENACK) {
         char why[2 * WARREN_ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "retry copy refused: %s; was: %s", err.text, job->error);
@@ -169,15 +177,28 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
     return retry_or_park(w, d, job);
 }
 
+/* A job that came through the delay levels carries its worker name after
+ * the 28 delay words of its routing key; seen that way, it is just like
+ * one published to the jobs exchange. */
+static void view_delivery(const struct worker *w, const struct warren_conn_delivery *d,
+                          struct warren_delivery *in)
+{
+    const char *worker = NULL;
+    if (strncmp(d->exchange, w->delay_prefix, strlen(w->delay_prefix)) == 0)
+        worker = warren__delay_key_worker(d->routing_key);
+    in->exchange = worker ? w->jobs_exchange : d->exchange;
+    in->exchange_len = strlen(in->exchange);
+    in->routing_key = worker ? worker : d->routing_key;
+    in->routing_key_len = strlen(in->routing_key);
+    in->props = &d->message.properties;
+    in->body = d->message.body.bytes;
+    in->body_len = d->message.body.len;
+}
+
 static warren_status handle_delivery(struct worker *w, struct warren_conn_delivery *d)
 {
-    struct warren_delivery in = {d->exchange,
-                                 strlen(d->exchange),
-                                 d->routing_key,
-                                 strlen(d->routing_key),
-                                 &d->message.properties,
-                                 d->message.body.bytes,
-                                 d->message.body.len};
+    struct warren_delivery in;
+    view_delivery(w, d, &in);
     struct warren_job job;
     char why[WARREN_ERROR_TEXT_MAX];
     enum warren_dead_reason reason =
@@ -307,6 +328,7 @@ int warrend_worker_main(struct warren_config *cfg, int slot)
     w.urls = cfg->urls;
     w.n_urls = cfg->n_urls;
     warren__name_exchange(w.jobs_exchange, sizeof w.jobs_exchange, cfg->namespace_);
+    snprintf(w.delay_prefix, sizeof w.delay_prefix, "%s.delay.", cfg->namespace_);
 
     int rc = load_modules(&w);
     if (rc == WORKER_EXIT_OK)

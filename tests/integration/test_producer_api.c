@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <warren/warren.h>
 #include "conn.h"
+#include "delay.h"
 #include "topology.h"
 
 struct fixture {
@@ -45,6 +46,7 @@ static int setup(void **state)
     assert_ok(warren__conn_open(&f->conn, urls, 1, &co, &err), &err);
     free(url);
     struct warren_queue_conf q = {"default", WARREN_QUEUE_CLASSIC, 10, 0};
+    assert_ok(warren__topology_declare_delay(f->conn, f->ns, 0, NULL, NULL, &err), &err);
     assert_ok(warren__topology_declare_queue(f->conn, f->ns, &q, NULL, NULL, &err), &err);
     assert_ok(warren__topology_bind_worker(f->conn, f->ns, "default", "diag.echo", NULL, NULL,
                                            &err),
@@ -66,6 +68,14 @@ static int teardown(void **state)
     delete_queue(f->conn, warren__name_dead(name, sizeof name, f->ns, "default"));
     delete_queue(f->conn, warren__name_unroutable(name, sizeof name, f->ns));
     amqp_exchange_delete(warren__conn_state(f->conn), 1, amqp_cstring_bytes(f->ns), 0);
+    for (int level = 0; level < WARREN_DELAY_LEVELS; level++) {
+        warren__name_delay_level(name, sizeof name, f->ns, level);
+        delete_queue(f->conn, name);
+        amqp_exchange_delete(warren__conn_state(f->conn), 1, amqp_cstring_bytes(name), 0);
+    }
+    amqp_exchange_delete(warren__conn_state(f->conn), 1,
+                         amqp_cstring_bytes(warren__name_delay_deliver(name, sizeof name, f->ns)),
+                         0);
     amqp_exchange_delete(warren__conn_state(f->conn), 1,
                          amqp_cstring_bytes(warren__name_unroutable(name, sizeof name, f->ns)), 0);
     warren__conn_close(f->conn);
