@@ -21,6 +21,8 @@ if(WARREN_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(RABBITMQ REQUIRED IMPORTED_TARGET librabbitmq)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)

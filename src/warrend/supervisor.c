@@ -11,14 +11,22 @@
 #include <time.h>
 #include <unistd.h>
 #include <warren/log.h>
+#include "board.h"
 #include "warrend.h"
 
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 30000
 #define HEALTHY_RUN_MS 30000
 
+/* A worker process: its pid and its row on the shared board. */
+struct proc {
+    pid_t pid;
+    int board_slot;
+};
+
 struct slot {
     pid_t pid;           /* 0 when not running */
+    int board_slot;
     int failures;        /* consecutive early exits, for backoff */
     long long started;   /* when the current process started */
     long long due;       /* when to start the next one */
@@ -28,9 +36,11 @@ struct supervisor {
     struct warren_config *cfg;
     struct slot *slots;
     int n_slots;
-    pid_t *retiring; /* old processes draining after a reload */
+    struct proc *retiring; /* old processes draining after a reload */
     int n_retiring;
     int fatal;       /* exit status to stop with, or -1 */
+    int draining;    /* stopping: deaths are not crashes */
+    struct warren_board *board;
 };
 
 static long long mono_ms(void)
@@ -40,20 +50,29 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static pid_t spawn(struct supervisor *s, int index)
+static pid_t spawn(struct supervisor *s, int index, int *board_slot)
 {
+    *board_slot = warren__board_claim(s->board, -1);
+    if (*board_slot < 0) {
+        warren_log_write(WARREN_LOG_ERROR, "worker.fork", NULL, "no free board slot");
+        return 0;
+    }
+    fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         free(s->retiring);
-        int rc = warrend_worker_main(s->cfg, index + 1);
+        int rc = warrend_worker_main(s->cfg, index + 1, s->board, *board_slot);
         fflush(NULL);
         _exit(rc);
     }
     if (pid < 0) {
         warren_log_write(WARREN_LOG_ERROR, "worker.fork", NULL, "fork failed: %s",
                          strerror(errno));
+        struct warren_board_exit ex;
+        warren__board_release(s->board, *board_slot, 0, 0, &ex);
         return 0;
     }
+    warren__board_set_pid(s->board, *board_slot, pid);
     WARREN_LOG(WARREN_LOG_INFO, "worker.started", "worker %d started as pid %d", index + 1,
                (int)pid);
     return pid;
@@ -65,7 +84,7 @@ static void start_due(struct supervisor *s)
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];
         if (sl->pid == 0 && now >= sl->due) {
-            sl->pid = spawn(s, i);
+            sl->pid = spawn(s, i, &sl->board_slot);
             sl->started = now;
             if (sl->pid == 0)
                 sl->due = now + RESTART_MAX_MS;
@@ -83,10 +102,27 @@ static void describe_exit(int status, char *buf, size_t size)
         snprintf(buf, size, "status %d", status);
 }
 
-static int drop_retiring(struct supervisor *s, pid_t pid)
+/* Frees the process's board row; a death mid-job (not one we caused by
+ * stopping the host) counts as a crash of that job's message. */
+static void release(struct supervisor *s, int board_slot, int index, int status)
+{
+    int killed = WIFSIGNALED(status);
+    int failed = killed || (WIFEXITED(status) && WEXITSTATUS(status) != WORKER_EXIT_OK &&
+                            WEXITSTATUS(status) != WORKER_EXIT_RECYCLE);
+    struct warren_board_exit ex;
+    warren__board_release(s->board, board_slot, failed && !s->draining,
+                          killed ? WTERMSIG(status) : 0, &ex);
+    if (ex.was_in_job && failed && !s->draining)
+        warren_log_write(WARREN_LOG_WARN, "job.crashed", NULL,
+                         "worker %d died running job %s (crash %d of max_crashes %d)",
+                         index + 1, ex.job_id, ex.crashes, s->cfg->max_crashes);
+}
+
+static int drop_retiring(struct supervisor *s, pid_t pid, int status)
 {
     for (int i = 0; i < s->n_retiring; i++)
-        if (s->retiring[i] == pid) {
+        if (s->retiring[i].pid == pid) {
+            release(s, s->retiring[i].board_slot, -1, status);
             s->retiring[i] = s->retiring[--s->n_retiring];
             return 1;
         }
@@ -100,6 +136,7 @@ static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int sta
     describe_exit(status, how, sizeof how);
     long long now = mono_ms();
     sl->pid = 0;
+    release(s, sl->board_slot, index, status);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DRIFT) {
         s->fatal = code == WORKER_EXIT_CONFIG ? 2 : 1;
@@ -127,7 +164,7 @@ static void reap(struct supervisor *s)
     pid_t pid;
     warrend_child = 0;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (drop_retiring(s, pid))
+        if (drop_retiring(s, pid, status))
             continue;
         for (int i = 0; i < s->n_slots; i++)
             if (s->slots[i].pid == pid)
@@ -149,7 +186,21 @@ static void signal_all(struct supervisor *s, int sig)
         if (s->slots[i].pid)
             kill(s->slots[i].pid, sig);
     for (int i = 0; i < s->n_retiring; i++)
-        kill(s->retiring[i], sig);
+        kill(s->retiring[i].pid, sig);
+}
+
+/* A process whose job overran its time limit by 5 s and whose own guard
+ * did not act is killed; the job comes back as a redelivery, a crash. */
+static void kill_overdue(struct supervisor *s)
+{
+    pid_t pids[16];
+    size_t n = warren__board_overdue(s->board, mono_ms(), pids, 16);
+    for (size_t i = 0; i < n; i++) {
+        warren_log_write(WARREN_LOG_WARN, "worker.overdue", NULL,
+                         "worker pid %d overran its job's time limit by 5 s: killing it",
+                         (int)pids[i]);
+        kill(pids[i], SIGKILL);
+    }
 }
 
 static void tick(void)
@@ -162,6 +213,7 @@ static void tick(void)
  * shutdown_timeout is killed and its job goes back to the queue. */
 static void drain(struct supervisor *s)
 {
+    s->draining = 1;
     WARREN_LOG(WARREN_LOG_INFO, "host.stopping", "stopping %d worker process(es)", running(s));
     signal_all(s, SIGTERM);
     long long deadline = mono_ms() + s->cfg->shutdown_timeout_ms;
@@ -180,6 +232,17 @@ static void drain(struct supervisor *s)
             reap(s);
         }
     }
+}
+
+/* Asks an old process to finish its job and leave; reaped later. */
+static void retire(struct supervisor *s, const struct slot *old)
+{
+    if (!old->pid)
+        return;
+    kill(old->pid, SIGTERM);
+    s->retiring[s->n_retiring].pid = old->pid;
+    s->retiring[s->n_retiring].board_slot = old->board_slot;
+    s->n_retiring++;
 }
 
 /* SIGHUP: load the file again; if it is good, start a new set of workers
@@ -204,7 +267,7 @@ static void reload(struct supervisor *s)
         return;
     }
     warren__config_diag_free(&diag);
-    pid_t *old = realloc(s->retiring, (size_t)(s->n_retiring + s->n_slots) * sizeof *old);
+    struct proc *old = realloc(s->retiring, (size_t)(s->n_retiring + s->n_slots) * sizeof *old);
     struct slot *slots = calloc((size_t)next->concurrency, sizeof *slots);
     if (!old || !slots) {
         free(slots);
@@ -223,18 +286,13 @@ static void reload(struct supervisor *s)
     s->n_slots = next->concurrency;
     warren_log_setup(next->log_level, next->log_format, "supervisor");
     for (int i = 0; i < s->n_slots; i++) {
-        slots[i].pid = spawn(s, i);
+        slots[i].pid = spawn(s, i, &slots[i].board_slot);
         slots[i].started = mono_ms();
-        if (i < n_prev && prev[i].pid) {
-            kill(prev[i].pid, SIGTERM);
-            s->retiring[s->n_retiring++] = prev[i].pid;
-        }
+        if (i < n_prev)
+            retire(s, &prev[i]);
     }
     for (int i = s->n_slots; i < n_prev; i++)
-        if (prev[i].pid) {
-            kill(prev[i].pid, SIGTERM);
-            s->retiring[s->n_retiring++] = prev[i].pid;
-        }
+        retire(s, &prev[i]);
     free(prev);
     WARREN_LOG(WARREN_LOG_INFO, "config.reloaded", "configuration reloaded; workers replaced");
 }
@@ -247,8 +305,14 @@ int warrend_supervise(struct warren_config *cfg)
     s.fatal = -1;
     s.n_slots = cfg->concurrency;
     s.slots = calloc((size_t)s.n_slots, sizeof *s.slots);
-    if (!s.slots)
+    s.board = warren__board_create();
+    if (!s.slots || !s.board) {
+        free(s.slots);
+        warren__board_destroy(s.board);
+        warren__config_free(cfg);
+        free(cfg);
         return 1;
+    }
     warrend_signals_supervisor();
     WARREN_LOG(WARREN_LOG_INFO, "host.starting", "host %s starting %d worker process(es)",
                cfg->host_name, cfg->concurrency);
@@ -256,12 +320,14 @@ int warrend_supervise(struct warren_config *cfg)
         start_due(&s);
         tick();
         reap(&s);
+        kill_overdue(&s);
         if (warrend_reload && !warrend_stop)
             reload(&s);
     }
     drain(&s);
     free(s.slots);
     free(s.retiring);
+    warren__board_destroy(s.board);
     int rc = s.fatal < 0 ? 0 : s.fatal;
     WARREN_LOG(WARREN_LOG_INFO, "host.stopped", "host stopped (exit %d)", rc);
     warren__config_free(s.cfg);

@@ -33,8 +33,13 @@ void warrend_signals_worker(void);
  * with malloc; a reload replaces it). Returns the exit status. */
 int warrend_supervise(struct warren_config *cfg);
 
-/* Body of worker process number `slot`. Returns its exit status. */
-int warrend_worker_main(struct warren_config *cfg, int slot);
+struct warren_board;
+
+/* Body of worker process number `slot` (1-based, for logs), which writes
+ * its running job to `board_slot` of the host's shared board. Returns its
+ * exit status. */
+int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board *board,
+                        int board_slot);
 
 /* Loads the modules in a throwaway child to check them before any worker
  * starts. Returns 0, or 2 after printing the FILE:LINE error. */

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <warren/log.h>
+#include "board.h"
 #include "delay.h"
+#include "guard.h"
 #include "handoff.h"
 #include "job.h"
 #include "registry_internal.h"
@@ -26,7 +28,12 @@
 
 struct worker {
     struct warren_config *cfg;
-    int slot;
+    int slot;                 /* 1-based, for logs */
+    struct warren_board *board;
+    int board_slot;
+    struct guard *guard;
+    long long jobs_done;
+    int recycle;              /* replace this process after the current job */
     warren_registry *reg;
     struct warren_modules *mods;
     struct warren_conn *conn;
@@ -141,9 +148,101 @@ static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery
     return warren__conn_ack(w->conn, d->delivery_tag, &err);
 }
 
+/* The key the completed-jobs memory knows a job by: its id and attempt,
+ * because a retry copy carries the same id and must still run. */
+static void completed_key(const struct warren_job *job, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s#%d", job->id, job->attempt);
+}
+
+static long long header_int(const amqp_basic_properties_t *p, const char *name, long long dflt)
+{
+    long long v;
+    const amqp_table_entry_t *e = NULL;
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+        e = warren__table_find(&p->headers, name);
+    return e && warren__field_int(&e->value, &v) == 0 ? v : dflt;
+}
+
+/* A redelivered job is acked unrun when this host completed it (its ack
+ * was lost with the connection), and parked as `crashed` when it keeps
+ * killing worker processes. Returns 1 when it dealt with the delivery. */
+static int screen_redelivery(struct worker *w, struct warren_conn_delivery *d,
+                             struct warren_job *job, warren_status *st)
+{
+    char key[300];
+    completed_key(job, key, sizeof key);
+    if (warren__board_completed(w->board, key)) {
+        warren_error err;
+        warren_error_clear(&err);
+        WARREN_LOG(WARREN_LOG_INFO, "job.already_done",
+                   "%s %s was completed on this host; its ack was lost: acking", job->worker,
+                   job->id);
+        *st = warren__conn_ack(w->conn, d->delivery_tag, &err);
+        return 1;
+    }
+    int sig = 0;
+    int crashes = warren__board_crashes(w->board, job->id, &sig);
+    long long deliveries = header_int(&d->message.properties, "x-delivery-count", 0);
+    char why[256];
+    if (crashes >= w->cfg->max_crashes) {
+        snprintf(why, sizeof why, "crashed its worker process %d times (last: signal %d, %s)",
+                 crashes, sig, sig ? strsignal(sig) : "exit");
+    } else if (deliveries > w->cfg->max_redeliveries) {
+        snprintf(why, sizeof why, "delivered %lld times (x-delivery-count) without completing",
+                 deliveries + 1);
+    } else {
+        return 0;
+    }
+    *st = park(w, d, job, WARREN_DEAD_CRASHED, why, job->attempt);
+    return 1;
+}
+
+struct running {
+    struct worker *w;
+    struct warren_conn_delivery *d;
+    const struct warren_job *job;
+    long long limit_ms;
+};
+
+/* Runs on the guard's thread when a job overruns its time limit, while the
+ * handler still runs: hands the job on as a transient failure, acks it,
+ * and ends the process (the supervisor starts a new one). */
+static void on_time_limit(void *ctx)
+{
+    struct running *r = ctx;
+    struct warren_job copy = *r->job; /* the handler may still write to its own */
+    char limit[32];
+    snprintf(copy.error, sizeof copy.error, "time limit %s exceeded",
+             warren__format_duration(r->limit_ms, limit, sizeof limit));
+    log_job(WARREN_LOG_WARN, "job.failed", &copy, "timed_out", r->limit_ms, copy.error);
+    if (retry_or_park(r->w, r->d, &copy) == WARREN_OK)
+        warren__board_job_end(r->w->board, r->w->board_slot, copy.id, 0);
+    fflush(NULL);
+    _exit(WORKER_EXIT_RECYCLE);
+}
+
+static warren_outcome run_guarded(struct worker *w, struct warren_conn_delivery *d,
+                                  const struct warren_worker_entry *entry,
+                                  struct warren_job *job, long long limit_ms)
+{
+    long long now = warren__board_now_ms();
+    long long deadline = limit_ms ? now + limit_ms : 0;
+    /* The supervisor kills a process whose own guard failed to act. */
+    warren__board_job_start(w->board, w->board_slot, job->id, deadline ? deadline + 5000 : 0);
+    struct running r = {w, d, job, limit_ms};
+    guard_enter(w->guard, w->conn, deadline, on_time_limit, &r);
+    warren_outcome outcome = warren__registry_run(entry, job);
+    guard_leave(w->guard);
+    return outcome;
+}
+
 static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
                              struct warren_job *job)
 {
+    warren_status st;
+    if (d->redelivered && screen_redelivery(w, d, job, &st))
+        return st;
     const struct warren_worker_entry *entry = warren__registry_find(w->reg, job->worker);
     if (!entry) {
         char why[512];
@@ -162,19 +261,56 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
     job->module = entry->module;
 
     long long t0 = mono_ms();
-    warren_outcome outcome = warren__registry_run(entry, job);
+    warren_outcome outcome = run_guarded(w, d, entry, job, wc->time_limit_ms);
     long long dt = mono_ms() - t0;
+    w->jobs_done++;
+    char key[300];
+    completed_key(job, key, sizeof key);
     if (outcome == WARREN_JOB_OK) {
+        /* Remembered before the ack: if the ack is lost with the
+         * connection, the redelivery is recognised. */
+        warren__board_job_end(w->board, w->board_slot, key, 1);
         log_job(WARREN_LOG_INFO, "job.succeeded", job, "succeeded", dt, NULL);
         warren_error err;
         warren_error_clear(&err);
         return warren__conn_ack(w->conn, d->delivery_tag, &err);
     }
+    warren__board_job_end(w->board, w->board_slot, key, 0);
     int last = outcome == WARREN_JOB_FAIL || job->attempt >= job->max_attempts;
     log_job(WARREN_LOG_WARN, "job.failed", job, last ? "failed" : "retrying", dt, job->error);
     if (outcome == WARREN_JOB_FAIL)
         return park(w, d, job, WARREN_DEAD_PERMANENT_FAILURE, job->error, job->attempt);
     return retry_or_park(w, d, job);
+}
+
+/* Whether this process should make way for a fresh one after its job:
+ * max_jobs_per_process and max_memory_per_process guard against leaks in
+ * handlers. */
+static int needs_recycling(struct worker *w)
+{
+    const struct warren_config *cfg = w->cfg;
+    if (cfg->max_jobs_per_process && w->jobs_done >= cfg->max_jobs_per_process) {
+        WARREN_LOG(WARREN_LOG_INFO, "worker.recycle", "%lld jobs done: making way for a fresh "
+                                                      "process", w->jobs_done);
+        return 1;
+    }
+    if (!cfg->max_memory_per_process)
+        return 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    long long rss = (long long)resident * sysconf(_SC_PAGESIZE);
+    if (rss > cfg->max_memory_per_process) {
+        WARREN_LOG(WARREN_LOG_INFO, "worker.recycle",
+                   "resident memory %lld bytes over max_memory_per_process: making way for a "
+                   "fresh process", rss);
+        return 1;
+    }
+    return 0;
 }
 
 /* A job that came through the delay levels carries its worker name after
@@ -241,7 +377,7 @@ static warren_status connect_and_consume(struct worker *w, warren_error *err)
 /* Takes deliveries until asked to stop or the connection fails. */
 static warren_status consume_loop(struct worker *w)
 {
-    while (!warrend_stop) {
+    while (!warrend_stop && !w->recycle) {
         struct warren_conn_delivery d;
         warren_error err;
         warren_error_clear(&err);
@@ -261,6 +397,7 @@ static warren_status consume_loop(struct worker *w)
         warren__conn_delivery_free(&d);
         if (st != WARREN_OK)
             return st;
+        w->recycle = needs_recycling(w);
     }
     return WARREN_OK;
 }
@@ -311,7 +448,8 @@ static int serve(struct worker *w)
     return WORKER_EXIT_OK;
 }
 
-int warrend_worker_main(struct warren_config *cfg, int slot)
+int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board *board,
+                        int board_slot)
 {
     warrend_signals_worker();
     /* A worker must not outlive its supervisor. */
@@ -325,14 +463,21 @@ int warrend_worker_main(struct warren_config *cfg, int slot)
     memset(&w, 0, sizeof w);
     w.cfg = cfg;
     w.slot = slot;
+    w.board = board;
+    w.board_slot = board_slot;
     w.urls = cfg->urls;
     w.n_urls = cfg->n_urls;
     warren__name_exchange(w.jobs_exchange, sizeof w.jobs_exchange, cfg->namespace_);
     snprintf(w.delay_prefix, sizeof w.delay_prefix, "%s.delay.", cfg->namespace_);
 
     int rc = load_modules(&w);
-    if (rc == WORKER_EXIT_OK)
-        rc = serve(&w);
+    if (rc == WORKER_EXIT_OK) {
+        w.guard = guard_create();
+        rc = w.guard ? serve(&w) : WORKER_EXIT_ERROR;
+        if (rc == WORKER_EXIT_OK && w.recycle)
+            rc = WORKER_EXIT_RECYCLE;
+        guard_destroy(w.guard);
+    }
     warren__modules_unload(w.mods);
     warren_registry_destroy(w.reg);
     return rc;

@@ -1,0 +1,34 @@
+/* The job guard: a second thread in each worker process that looks after
+ * the connection while a handler runs.
+ *
+ * rabbitmq-c answers heartbeats only inside its own calls, so a handler
+ * that runs for minutes would lose its connection. Once a job has run for
+ * GUARD_PUMP_AFTER_MS the guard takes the connection and keeps reading
+ * frames (heartbeats both ways; deliveries are queued) until the handler
+ * returns. It also enforces the job's time limit: at the deadline it calls
+ * the timeout callback on its own thread, which hands the job on and ends
+ * the process. The handler's thread never touches the connection while the
+ * guard may: the main thread calls guard_leave() before using it again. */
+#ifndef WARREND_GUARD_H
+#define WARREND_GUARD_H
+
+#include "conn.h"
+
+#define GUARD_PUMP_AFTER_MS 1000
+
+struct guard;
+
+/* Starts the thread. NULL on failure. */
+struct guard *guard_create(void);
+void guard_destroy(struct guard *g);
+
+/* A job starts: from now until guard_leave() the guard may use `conn`.
+ * deadline_ms (monotonic, 0 = none) triggers on_timeout(ctx), which must
+ * not return. */
+void guard_enter(struct guard *g, struct warren_conn *conn, long long deadline_ms,
+                 void (*on_timeout)(void *ctx), void *ctx);
+
+/* The job ended: waits until the guard has let go of the connection. */
+void guard_leave(struct guard *g);
+
+#endif
