@@ -105,7 +105,7 @@ static warren_status declare_level(struct warren_conn *c, const char *ns, int le
     warren_status st = warren__conn_exchange_declare(c, name, "topic", amqp_empty_table, err);
     if (st != WARREN_OK)
         return st;
-    amqp_table_entry_t args[5];
+    amqp_table_entry_t args[4];
     int n = 0;
     args[n].key = amqp_cstring_bytes("x-message-ttl");
     args[n].value.kind = AMQP_FIELD_KIND_I64;
@@ -114,9 +114,6 @@ static warren_status declare_level(struct warren_conn *c, const char *ns, int le
     args[n].value.kind = AMQP_FIELD_KIND_UTF8;
     args[n++].value.value.bytes = amqp_cstring_bytes(next);
     if (quorum) {
-        args[n].key = amqp_cstring_bytes("x-queue-type");
-        args[n].value.kind = AMQP_FIELD_KIND_UTF8;
-        args[n++].value.value.bytes = amqp_cstring_bytes("quorum");
         args[n].key = amqp_cstring_bytes("x-dead-letter-strategy");
         args[n].value.kind = AMQP_FIELD_KIND_UTF8;
         args[n++].value.value.bytes = amqp_cstring_bytes("at-least-once");
@@ -125,7 +122,7 @@ static warren_status declare_level(struct warren_conn *c, const char *ns, int le
         args[n++].value.value.bytes = amqp_cstring_bytes("reject-publish");
     }
     amqp_table_t t = {n, args};
-    st = warren__conn_queue_declare(c, name, t, err);
+    st = warren__topology_ensure_queue(c, name, t, quorum, err);
     if (st != WARREN_OK)
         return st;
     level_pattern(key, sizeof key, level, '1');
@@ -165,22 +162,6 @@ warren_status warren__topology_declare_delay(struct warren_conn *c, const char *
         report("queue", first, detail, user);
     }
     return st;
-}
-
-warren_status warren__topology_ensure_delay(struct warren_conn *c, const char *ns, int quorum,
-                                            warren_error *err)
-{
-    char top[WARREN_AMQP_NAME_MAX], deliver[WARREN_AMQP_NAME_MAX];
-    warren__name_delay_level(top, sizeof top, ns, WARREN_DELAY_LEVELS - 1);
-    warren__name_delay_deliver(deliver, sizeof deliver, ns);
-    warren_error probe;
-    warren_error_clear(&probe);
-    if (warren__conn_queue_inspect(c, top, NULL, NULL, &probe) == WARREN_OK &&
-        warren__conn_exchange_exists(c, deliver, &probe) == WARREN_OK)
-        return WARREN_OK;
-    if (warren__conn_broken(c))
-        return warren_error_set(err, probe.code, "%s", probe.text);
-    return warren__topology_declare_delay(c, ns, quorum, NULL, NULL, err);
 }
 
 long long warren__backoff_seconds(long long ms)

@@ -45,17 +45,13 @@ int warren__delay_binding_key(char *buf, size_t size, const char *worker);
  * (jitter around 1 s stays about 1 s), 0 below half a second. */
 long long warren__backoff_seconds(long long ms);
 
-/* Declares the 28 levels and the delivery exchange (idempotently).
- * `quorum` makes the level queues quorum queues (at-least-once
- * dead-lettering, reject-publish on overflow), for clusters. */
+/* Declares the 28 levels and the delivery exchange (idempotently; level
+ * queues only when missing, see warren__topology_ensure_queue). `quorum`
+ * makes new level queues quorum queues (at-least-once dead-lettering,
+ * reject-publish on overflow), for clusters. */
 warren_status warren__topology_declare_delay(struct warren_conn *c, const char *ns, int quorum,
                                              warren_topology_report report, void *user,
                                              warren_error *err);
-
-/* Declares the delay levels unless they exist already (checked passively,
- * so a producer never fights a host over the queues' type). */
-warren_status warren__topology_ensure_delay(struct warren_conn *c, const char *ns, int quorum,
-                                            warren_error *err);
 
 /* Backoff before the retry that follows failed attempt `attempt` (>= 1):
  * min(max_delay, initial * multiplier^(attempt-1)) with +-jitter, where

@@ -4,15 +4,19 @@
  * `type` both the worker name, so a host needs nothing but the message to
  * route it, and the broker's alternate exchange keeps what no queue serves.
  * Batches are pipelined: up to `window` publishes are outstanding before
- * the producer waits for the oldest confirms. */
+ * the producer waits for the oldest confirms. With a signing key every
+ * job carries x-warren-signature over the exact properties and body that
+ * go out (signature.h), so the key never leaves this process. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <warren/producer.h>
 #include <warren/registry.h>
+#include "config.h"
 #include "conn.h"
 #include "delay.h"
+#include "signature.h"
 #include "topology.h"
 
 #define DEFAULT_URL "amqp://guest:guest@127.0.0.1:5672/"
@@ -24,6 +28,7 @@ struct warren_producer {
     char exchange[WARREN_AMQP_NAME_MAX];
     unsigned window;
     int delay_ready; /* the delay levels are known to exist */
+    struct warren_sig_key *key; /* NULL: jobs go unsigned */
 };
 
 static const char *pick_urls(const warren_producer_opts *opts)
@@ -48,18 +53,35 @@ warren_status warren_producer_create(warren_producer **out, const warren_produce
     warren__name_exchange(p->exchange, sizeof p->exchange, p->ns);
     p->window = opts && opts->window ? opts->window : 256;
 
+    if (opts && opts->signing_key_file) {
+        warren_status st = warren__sig_key_load(&p->key, opts->signing_key_file, err);
+        if (st != WARREN_OK) {
+            free(p);
+            return st;
+        }
+    }
     size_t n = 0;
     char **urls = warren__url_list(pick_urls(opts), &n);
     if (!urls) {
-        free(p);
+        warren_producer_destroy(p);
         return warren_error_set(err, WARREN_ENOMEM, "out of memory");
     }
-    struct warren_conn_opts co = {opts && opts->heartbeat ? opts->heartbeat : 30, NULL, NULL,
-                                  "warren producer"};
+    /* conn.c only reads the TLS paths; the struct is shared with the
+     * config, whose strings are its own. */
+    struct warren_tls_conf tls = {0};
+    if (opts) {
+        tls.ca_cert = (char *)opts->tls_ca_cert;
+        tls.cert = (char *)opts->tls_cert;
+        tls.key = (char *)opts->tls_key;
+    }
+    tls.verify_peer = !(opts && opts->tls_no_verify_peer);
+    tls.verify_hostname = !(opts && opts->tls_no_verify_hostname);
+    struct warren_conn_opts co = {opts && opts->heartbeat ? opts->heartbeat : 30,
+                                  opts ? opts->password_file : NULL, &tls, "warren producer"};
     warren_status st = warren__conn_open(&p->conn, urls, n, &co, err);
     warren__strv_free(urls);
     if (st == WARREN_OK)
-        st = warren__topology_declare_base(p->conn, p->ns, NULL, NULL, err);
+        st = warren__topology_declare_base(p->conn, p->ns, 0, NULL, NULL, err);
     if (st != WARREN_OK) {
         warren_producer_destroy(p);
         return st;
@@ -73,6 +95,7 @@ void warren_producer_destroy(warren_producer *p)
     if (!p)
         return;
     warren__conn_close(p->conn);
+    warren__sig_key_free(p->key);
     free(p);
 }
 
@@ -110,7 +133,7 @@ static warren_status route(warren_producer *p, const char *worker,
         return WARREN_OK;
     }
     if (!p->delay_ready) {
-        warren_status st = warren__topology_ensure_delay(p->conn, p->ns, 0, err);
+        warren_status st = warren__topology_declare_delay(p->conn, p->ns, 0, NULL, NULL, err);
         if (st != WARREN_OK)
             return st;
         p->delay_ready = 1;
@@ -138,7 +161,8 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
     if (!body)
         return warren_error_set(err, WARREN_ENOMEM, "cannot serialise arguments");
 
-    amqp_table_entry_t h[1];
+    amqp_table_entry_t h[2];
+    char sig[WARREN_SIG_VALUE_SIZE];
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -150,12 +174,28 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
     props.timestamp = (uint64_t)time(NULL);
     props.message_id = amqp_cstring_bytes(mid);
     props.type = amqp_cstring_bytes(worker);
+    int nh = 0;
     if (opts && opts->max_attempts > 0) {
-        h[0].key = amqp_cstring_bytes("x-warren-max-attempts");
-        h[0].value.kind = AMQP_FIELD_KIND_I32;
-        h[0].value.value.i32 = opts->max_attempts;
+        h[nh].key = amqp_cstring_bytes("x-warren-max-attempts");
+        h[nh].value.kind = AMQP_FIELD_KIND_I32;
+        h[nh].value.value.i32 = opts->max_attempts;
+        nh++;
+    }
+    if (p->key) {
+        st = warren__sig_sign(p->key, worker, mid, 1, props.timestamp, body, strlen(body), sig,
+                              err);
+        if (st != WARREN_OK) {
+            free(body);
+            return st;
+        }
+        h[nh].key = amqp_cstring_bytes(WARREN_SIG_HEADER);
+        h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+        h[nh].value.value.bytes = amqp_cstring_bytes(sig);
+        nh++;
+    }
+    if (nh > 0) {
         props._flags |= AMQP_BASIC_HEADERS_FLAG;
-        props.headers.num_entries = 1;
+        props.headers.num_entries = nh;
         props.headers.entries = h;
     }
     st = warren__conn_publish(p->conn, exchange, key, 0, &props, body, strlen(body), seq, err);

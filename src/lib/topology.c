@@ -56,7 +56,26 @@ static amqp_table_entry_t int_arg(const char *key, int value)
     return e;
 }
 
-warren_status warren__topology_declare_base(struct warren_conn *c, const char *ns,
+warren_status warren__topology_ensure_queue(struct warren_conn *c, const char *name,
+                                            amqp_table_t args, int quorum, warren_error *err)
+{
+    warren_error probe;
+    warren_error_clear(&probe);
+    warren_status st = warren__conn_queue_inspect(c, name, NULL, NULL, &probe);
+    if (st != WARREN_ENOTFOUND)
+        return st == WARREN_OK ? st : warren_error_set(err, st, "%s", probe.text);
+    if (!quorum)
+        return warren__conn_queue_declare(c, name, args, err);
+    amqp_table_entry_t more[8];
+    int n = args.num_entries < 7 ? args.num_entries : 7;
+    for (int i = 0; i < n; i++)
+        more[i] = args.entries[i];
+    more[n++] = string_arg("x-queue-type", "quorum");
+    amqp_table_t t = {n, more};
+    return warren__conn_queue_declare(c, name, t, err);
+}
+
+warren_status warren__topology_declare_base(struct warren_conn *c, const char *ns, int quorum,
                                             warren_topology_report report, void *user,
                                             warren_error *err)
 {
@@ -68,10 +87,10 @@ warren_status warren__topology_declare_base(struct warren_conn *c, const char *n
     if (st != WARREN_OK)
         return st;
     report_one(report, user, "exchange", unr, "fanout, durable");
-    st = warren__conn_queue_declare(c, unr, amqp_empty_table, err);
+    st = warren__topology_ensure_queue(c, unr, amqp_empty_table, quorum, err);
     if (st != WARREN_OK)
         return st;
-    report_one(report, user, "queue", unr, "durable, classic");
+    report_one(report, user, "queue", unr, quorum ? "durable (quorum if new)" : "durable");
     st = warren__conn_queue_bind(c, unr, unr, "", err);
     if (st != WARREN_OK)
         return st;
@@ -195,10 +214,11 @@ warren_status warren__topology_declare_host(struct warren_conn *c,
                                             warren_topology_report report, void *user,
                                             warren_error *err)
 {
-    warren_status st = warren__topology_declare_base(c, cfg->namespace_, report, user, err);
     int quorum = 0;
     for (size_t i = 0; i < cfg->n_queues; i++)
         quorum |= cfg->queues[i].type == WARREN_QUEUE_QUORUM;
+    warren_status st =
+        warren__topology_declare_base(c, cfg->namespace_, quorum, report, user, err);
     if (st == WARREN_OK)
         st = warren__topology_declare_delay(c, cfg->namespace_, quorum, report, user, err);
     size_t nq = 0;

@@ -25,8 +25,16 @@ const char *warren__name_dead(char *buf, size_t size, const char *ns, const char
 typedef void (*warren_topology_report)(const char *kind, const char *name, const char *detail,
                                        void *user);
 
-/* The jobs exchange, its alternate exchange and the unroutable queue. */
-warren_status warren__topology_declare_base(struct warren_conn *c, const char *ns,
+/* Declares a queue shared by every host and producer of a namespace
+ * (unroutable, delay levels) only when it does not exist yet: whoever comes
+ * first picks classic or quorum, and later declarers with another opinion
+ * do not fail on it. `quorum` adds x-queue-type = quorum to `args`. */
+warren_status warren__topology_ensure_queue(struct warren_conn *c, const char *name,
+                                            amqp_table_t args, int quorum, warren_error *err);
+
+/* The jobs exchange, its alternate exchange and the unroutable queue
+ * (quorum when `quorum`, if it does not exist yet). */
+warren_status warren__topology_declare_base(struct warren_conn *c, const char *ns, int quorum,
                                             warren_topology_report report, void *user,
                                             warren_error *err);
 
