@@ -21,6 +21,11 @@ struct crash {
     int signal;
 };
 
+struct rate {
+    char worker[129];
+    long long next_us; /* earliest start of the next job */
+};
+
 struct warren_board {
     pthread_mutex_t lock;
     struct slot slots[WARREN_BOARD_SLOTS];
@@ -28,6 +33,7 @@ struct warren_board {
     unsigned crash_next;
     uint64_t completed[WARREN_BOARD_COMPLETED];
     unsigned completed_next;
+    struct rate rates[WARREN_BOARD_RATES];
 };
 
 long long warren__board_now_ms(void)
@@ -209,4 +215,27 @@ int warren__board_completed(struct warren_board *b, const char *id)
         found = b->completed[i] == h;
     unlock(b);
     return found;
+}
+
+long long warren__board_rate_reserve(struct warren_board *b, const char *worker, double rate,
+                                     long long now_us)
+{
+    if (!b || rate <= 0)
+        return 0;
+    long long interval = (long long)(1e6 / rate);
+    long long wait_us = 0;
+    lock(b);
+    struct rate *r = NULL;
+    for (int i = 0; i < WARREN_BOARD_RATES && !r; i++)
+        if (b->rates[i].worker[0] == '\0' || strcmp(b->rates[i].worker, worker) == 0)
+            r = &b->rates[i];
+    if (r) {
+        if (r->worker[0] == '\0')
+            snprintf(r->worker, sizeof r->worker, "%s", worker);
+        long long start = r->next_us > now_us ? r->next_us : now_us;
+        r->next_us = start + interval;
+        wait_us = start - now_us;
+    }
+    unlock(b);
+    return (wait_us + 999) / 1000;
 }

@@ -12,6 +12,8 @@
  *     max_crashes);
  *   - the ids of jobs completed recently (so that a job whose ack was lost
  *     with its connection is acked, not run again, when redelivered).
+ * It also holds each rate-limited worker's schedule, so `rate_limit`
+ * holds for the whole host, all its processes together.
  * A process-shared robust mutex guards the crash table and slot claims;
  * the completed-id ring stores 64-bit hashes, written under the same lock.
  * A process that dies holding the lock leaves it consistent-able: every
@@ -25,6 +27,7 @@
 #define WARREN_BOARD_SLOTS 512
 #define WARREN_BOARD_CRASHES 256
 #define WARREN_BOARD_COMPLETED 10000
+#define WARREN_BOARD_RATES 128
 
 struct warren_board;
 
@@ -67,6 +70,13 @@ int warren__board_crashes(struct warren_board *b, const char *id, int *signal);
 
 /* Worker: whether the id completed recently on this host. */
 int warren__board_completed(struct warren_board *b, const char *id);
+
+/* Worker: reserves the next start time for a job of a worker limited to
+ * `rate` jobs per second on this host, and returns how many milliseconds
+ * to wait before starting it (0: start now). Reservations are spaced
+ * 1/rate apart, so no window of time sees more than the rate (plus one). */
+long long warren__board_rate_reserve(struct warren_board *b, const char *worker, double rate,
+                                     long long now_us);
 
 /* Monotonic milliseconds, the board's clock. */
 long long warren__board_now_ms(void);

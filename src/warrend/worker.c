@@ -222,6 +222,24 @@ static void on_time_limit(void *ctx)
     _exit(WORKER_EXIT_RECYCLE);
 }
 
+/* rate_limit holds for the whole host: the board spaces the start times of
+ * the worker's jobs across all processes. The job waits here, prefetched
+ * and unacked, while the connection keeps being served. */
+static void wait_for_rate(struct worker *w, const struct warren_job *job, double rate)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now_us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    long long wait = warren__board_rate_reserve(w->board, job->worker, rate, now_us);
+    long long until = mono_ms() + wait;
+    for (long long left = wait; left > 0; left = until - mono_ms()) {
+        warren_error err;
+        warren_error_clear(&err);
+        if (warren__conn_pump(w->conn, left > POLL_MS ? POLL_MS : (int)left, &err) != WARREN_OK)
+            return; /* the hand-off or ack after the job will notice */
+    }
+}
+
 static warren_outcome run_guarded(struct worker *w, struct warren_conn_delivery *d,
                                   const struct warren_worker_entry *entry,
                                   struct warren_job *job, long long limit_ms)
@@ -260,6 +278,8 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
         job->max_attempts = wc->retry.max_attempts;
     job->module = entry->module;
 
+    if (wc->rate_limit > 0)
+        wait_for_rate(w, job, wc->rate_limit);
     long long t0 = mono_ms();
     warren_outcome outcome = run_guarded(w, d, entry, job, wc->time_limit_ms);
     long long dt = mono_ms() - t0;

@@ -115,6 +115,24 @@ static void test_overdue_only_after_kill_deadline(void **state)
     warren__board_destroy(b);
 }
 
+static void test_rate_reservations_are_spaced(void **state)
+{
+    (void)state;
+    struct warren_board *b = warren__board_create();
+    long long now = 1000000000; /* microseconds */
+    assert_int_equal(warren__board_rate_reserve(b, "w", 4.0, now), 0);
+    assert_int_equal(warren__board_rate_reserve(b, "w", 4.0, now), 250);
+    assert_int_equal(warren__board_rate_reserve(b, "w", 4.0, now), 500);
+    /* another worker has its own schedule */
+    assert_int_equal(warren__board_rate_reserve(b, "other", 4.0, now), 0);
+    /* after an idle spell there is no backlog of credit beyond one job */
+    now += 10 * 1000000LL;
+    assert_int_equal(warren__board_rate_reserve(b, "w", 4.0, now), 0);
+    assert_int_equal(warren__board_rate_reserve(b, "w", 4.0, now), 250);
+    assert_int_equal(warren__board_rate_reserve(b, "w", 0.0, now), 0);
+    warren__board_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_children_share_the_board),
         cmocka_unit_test(test_completed_memory_is_bounded),
         cmocka_unit_test(test_overdue_only_after_kill_deadline),
+        cmocka_unit_test(test_rate_reservations_are_spaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
