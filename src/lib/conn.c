@@ -8,6 +8,10 @@
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <warren/log.h>
 #include "config.h"
 #include "conn.h"
@@ -15,8 +19,11 @@
 #define CHANNEL 1
 #define CONNECT_TIMEOUT_S 10
 
-/* Confirm state of publishes not yet settled, indexed by seq - base. */
-enum { PUB_PENDING = 0, PUB_ACKED = 1, PUB_FAILED = 2 };
+/* Confirm state of publishes not yet collected, indexed by seq - base.
+ * PUB_UNTRACKED marks a fire-and-forget publish (an event): nobody waits
+ * for it, so its outcome is never reported and it may be dropped from the
+ * window before it is settled. */
+enum { PUB_PENDING = 0, PUB_ACKED = 1, PUB_FAILED = 2, PUB_STATE = 3, PUB_UNTRACKED = 4 };
 
 struct warren_conn {
     amqp_connection_state_t state;
@@ -31,6 +38,9 @@ struct warren_conn {
     struct warren_conn_delivery *queued; /* deliveries read while waiting */
     size_t n_queued, cap_queued;
     char cancelled_tag[128];
+    int check_mode;
+    char **problems; /* NULL-terminated, check mode only */
+    size_t n_problems;
 };
 
 static amqp_bytes_t bytes_of(const char *s)
@@ -247,7 +257,95 @@ static char *read_secret(const char *path, warren_error *err)
     return strdup(buf);
 }
 
-static amqp_socket_t *make_socket(amqp_connection_state_t st, int ssl,
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* rabbitmq-c reports a failed certificate check as one status with no
+ * reason. The verify callback below writes down the first problem OpenSSL
+ * found (expired, unknown issuer, wrong name) so the error can say which.
+ * Thread-local: a connection is opened by one thread, and the record is
+ * cleared before each attempt. */
+static _Thread_local struct {
+    int error;           /* X509_V_ERR_*, 0 = none seen */
+    int depth;           /* 0 = the broker's own certificate */
+    char subject[256];
+} tls_seen;
+
+static int record_verify_error(int preverify_ok, X509_STORE_CTX *store)
+{
+    if (!preverify_ok && !tls_seen.error) {
+        X509 *cert = X509_STORE_CTX_get_current_cert(store);
+        tls_seen.error = X509_STORE_CTX_get_error(store);
+        tls_seen.depth = X509_STORE_CTX_get_error_depth(store);
+        tls_seen.subject[0] = '\0';
+        if (cert)
+            X509_NAME_oneline(X509_get_subject_name(cert), tls_seen.subject,
+                              sizeof tls_seen.subject);
+    }
+    return preverify_ok; /* rabbitmq-c decides after the handshake */
+}
+
+/* The reason of OpenSSL's most recent error in this thread, or NULL. */
+static const char *openssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    return e ? ERR_reason_error_string(e) : NULL;
+}
+
+static warren_status tls_file_error(warren_error *err, const char *what, const char *path)
+{
+    const char *why = openssl_reason();
+    warren_status st = warren_error_set(err, WARREN_ECONFIG, "cannot load %s %s%s%s", what,
+                                        path, why ? ": " : "", why ? why : "");
+    ERR_clear_error();
+    return st;
+}
+
+/* Name check by OpenSSL during verification (RFC 6125, IP addresses
+ * against IP SANs): rabbitmq-c's own check reads DNS names only, so
+ * amqps://127.0.0.1 could never match a certificate for that address. */
+static int set_expected_host(SSL_CTX *ctx, const char *host)
+{
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(param, host);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return X509_VERIFY_PARAM_set1_host(param, host, 0);
+}
+
+static warren_status tls_setup(amqp_socket_t *s, const char *host,
+                               const struct warren_tls_conf *tls, warren_error *err)
+{
+    SSL_CTX *ctx = amqp_ssl_socket_get_context(s);
+    int verify_peer = tls ? tls->verify_peer : 1;
+    int verify_host = tls ? tls->verify_hostname : 1;
+    ERR_clear_error();
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, record_verify_error);
+    amqp_ssl_socket_set_verify_peer(s, verify_peer);
+    /* With the chain verified, OpenSSL checks the name too (see above);
+     * without it, only rabbitmq-c's DNS-name check is left. */
+    amqp_ssl_socket_set_verify_hostname(s, verify_host && !verify_peer);
+    if (verify_peer && verify_host && !set_expected_host(ctx, host))
+        return warren_error_set(err, WARREN_ENOMEM, "cannot set the TLS host name to check");
+    if (tls && tls->ca_cert) {
+        if (amqp_ssl_socket_set_cacert(s, tls->ca_cert) != AMQP_STATUS_OK)
+            return tls_file_error(err, "broker.tls.ca_cert", tls->ca_cert);
+    } else if (verify_peer && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        return tls_file_error(err, "the system's CA certificates", "");
+    }
+    if (tls && tls->cert && tls->key) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1)
+            return tls_file_error(err, "broker.tls.cert", tls->cert);
+        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1)
+            return tls_file_error(err, "broker.tls.key", tls->key);
+        if (SSL_CTX_check_private_key(ctx) != 1)
+            return tls_file_error(err, "broker.tls.key (it does not match broker.tls.cert)",
+                                  tls->key);
+    }
+    return WARREN_OK;
+}
+
+static amqp_socket_t *make_socket(amqp_connection_state_t st, int ssl, const char *host,
                                   const struct warren_tls_conf *tls, warren_error *err)
 {
     if (!ssl) {
@@ -261,21 +359,102 @@ static amqp_socket_t *make_socket(amqp_connection_state_t st, int ssl,
         warren_error_set(err, WARREN_ENOMEM, "cannot create TLS socket");
         return NULL;
     }
-    int verify_peer = tls ? tls->verify_peer : 1;
-    int verify_host = tls ? tls->verify_hostname : 1;
-    amqp_ssl_socket_set_verify_peer(s, verify_peer);
-    amqp_ssl_socket_set_verify_hostname(s, verify_host);
-    if (tls && tls->ca_cert && amqp_ssl_socket_set_cacert(s, tls->ca_cert) != AMQP_STATUS_OK) {
-        warren_error_set(err, WARREN_ECONFIG, "cannot load CA certificate %s", tls->ca_cert);
-        return NULL;
+    return tls_setup(s, host, tls, err) == WARREN_OK ? s : NULL;
+}
+
+static int is_issuer_error(int e)
+{
+    return e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+           e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+           e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+           e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+           e == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE ||
+           e == X509_V_ERR_CERT_SIGNATURE_FAILURE;
+}
+
+/* Why the TLS certificate check failed, from what the callback saw. */
+static void describe_verify_failure(char *buf, size_t size, const struct warren_tls_conf *tls,
+                                    const char *host)
+{
+    int e = tls_seen.error;
+    const char *ca = tls && tls->ca_cert ? tls->ca_cert : NULL;
+    if (e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        snprintf(buf, size,
+                 "hostname verification failed: the broker's certificate (%s) is not valid "
+                 "for '%s' (broker.tls.verify_hostname)",
+                 tls_seen.subject, host);
+    else if (is_issuer_error(e))
+        snprintf(buf, size,
+                 "certificate verification failed: %s (%s): it is not signed by %s%s "
+                 "(broker.tls.ca_cert)",
+                 X509_verify_cert_error_string(e), tls_seen.subject,
+                 ca ? "the CA in " : "any of the system's CAs", ca ? ca : "");
+    else if (e)
+        snprintf(buf, size, "certificate verification failed: %s (%s%s)",
+                 X509_verify_cert_error_string(e), tls_seen.subject,
+                 tls_seen.depth ? ", a CA of the chain" : ", the broker's certificate");
+    else
+        snprintf(buf, size, "certificate verification failed: the broker sent no certificate");
+}
+
+/* One clear sentence for a failed amqp_socket_open: which TLS check
+ * failed where we can tell, else rabbitmq-c's status text. */
+static void describe_open_failure(const struct warren_conn *c, int rc,
+                                  const struct amqp_connection_info *info,
+                                  const struct warren_tls_conf *tls, warren_error *err)
+{
+    char why[700];
+    const char *reason = openssl_reason();
+    switch (rc) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        describe_verify_failure(why, sizeof why, tls, info->host);
+        break;
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        snprintf(why, sizeof why,
+                 "hostname verification failed: the broker's certificate does not name '%s' "
+                 "(broker.tls.verify_hostname)",
+                 info->host);
+        break;
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+    case AMQP_STATUS_SSL_ERROR:
+        snprintf(why, sizeof why, "TLS handshake failed: %s%s",
+                 reason ? reason : amqp_error_string2(rc),
+                 reason && strstr(reason, "wrong version number")
+                     ? " (is this port a TLS listener?)" : "");
+        break;
+    default:
+        snprintf(why, sizeof why, "%s", amqp_error_string2(rc));
     }
-    if (tls && tls->cert && tls->key &&
-        amqp_ssl_socket_set_key(s, tls->cert, tls->key) != AMQP_STATUS_OK) {
-        warren_error_set(err, WARREN_ECONFIG, "cannot load client certificate %s / key %s",
-                         tls->cert, tls->key);
-        return NULL;
+    warren_error_set(err, WARREN_ECONNECT, "cannot connect to %s (%s:%d%s): %s", c->url,
+                     info->host, info->port, info->ssl ? ", TLS" : "", why);
+    ERR_clear_error();
+}
+
+/* A TLS broker may refuse us only after the handshake (TLS 1.3 sends its
+ * verdict on a client certificate with the first data), so login
+ * failures get OpenSSL's reason too. */
+static void describe_login_failure(const struct warren_conn *c, amqp_rpc_reply_t r, int ssl,
+                                   const struct warren_tls_conf *tls, warren_error *err)
+{
+    char refused[300] = "refused by broker";
+    const char *why = refused;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        why = amqp_error_string2(r.library_error);
+    } else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+               r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *cl = r.reply.decoded;
+        snprintf(refused, sizeof refused, "refused by broker: %u %.*s", cl->reply_code,
+                 (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
     }
-    return s;
+    const char *reason = ssl ? openssl_reason() : NULL;
+    int no_cert = !(tls && tls->cert);
+    warren_error_set(err, WARREN_ECONNECT, "cannot log in to %s: %s%s%s%s%s", c->url, why,
+                     reason ? " (TLS: " : "", reason ? reason : "", reason ? ")" : "",
+                     reason && no_cert && strstr(reason, "certificate")
+                         ? "; the broker may require a client certificate "
+                           "(broker.tls.cert and broker.tls.key)"
+                         : "");
+    ERR_clear_error();
 }
 
 static amqp_table_t client_properties(amqp_table_entry_t *entries, amqp_table_entry_t *caps,
@@ -318,13 +497,16 @@ static warren_status open_one(struct warren_conn *c, const char *url,
             return WARREN_EIO;
         info.password = password;
     }
+    const struct warren_tls_conf *tls = opts ? opts->tls : NULL;
     c->state = amqp_new_connection();
-    amqp_socket_t *sock = make_socket(c->state, info.ssl, opts ? opts->tls : NULL, err);
+    amqp_socket_t *sock = make_socket(c->state, info.ssl, info.host, tls, err);
     st = sock ? WARREN_OK : WARREN_ECONFIG;
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
-    if (st == WARREN_OK && amqp_socket_open_noblock(sock, info.host, info.port, &tv) !=
-                               AMQP_STATUS_OK) {
-        warren_error_set(err, WARREN_ECONNECT, "cannot connect to %s", c->url);
+    memset(&tls_seen, 0, sizeof tls_seen);
+    int rc = st == WARREN_OK ? amqp_socket_open_noblock(sock, info.host, info.port, &tv)
+                             : AMQP_STATUS_OK;
+    if (rc != AMQP_STATUS_OK) {
+        describe_open_failure(c, rc, &info, tls, err);
         st = WARREN_ECONNECT;
     }
     if (st == WARREN_OK) {
@@ -335,10 +517,7 @@ static warren_status open_one(struct warren_conn *c, const char *url,
             c->state, info.vhost, 0, 131072, opts ? opts->heartbeat : 0, &props,
             AMQP_SASL_METHOD_PLAIN, info.user, info.password);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-            const char *why = r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                                  ? amqp_error_string2(r.library_error)
-                                  : "refused by broker";
-            warren_error_set(err, WARREN_ECONNECT, "cannot log in to %s: %s", c->url, why);
+            describe_login_failure(c, r, info.ssl, tls, err);
             st = WARREN_ECONNECT;
         }
     }
@@ -415,28 +594,111 @@ void warren__conn_close(struct warren_conn *c)
         warren__conn_delivery_free(&c->queued[i]);
     free(c->queued);
     free(c->pubs);
+    warren__strv_free(c->problems);
     free(c);
 }
 
 /* ---- declarations ------------------------------------------------------ */
 
+void warren__conn_set_check_mode(struct warren_conn *c, int on)
+{
+    c->check_mode = on;
+}
+
+char *const *warren__conn_check_problems(const struct warren_conn *c, size_t *n)
+{
+    if (n)
+        *n = c->n_problems;
+    return c->problems;
+}
+
+static warren_status add_problem(struct warren_conn *c, const char *fmt, const char *a,
+                                 const char *b)
+{
+    char **p = realloc(c->problems, (c->n_problems + 2) * sizeof *p);
+    if (!p)
+        return WARREN_ENOMEM;
+    c->problems = p;
+    char text[1024];
+    snprintf(text, sizeof text, fmt, a, b);
+    p[c->n_problems] = strdup(text);
+    p[c->n_problems + 1] = NULL;
+    if (p[c->n_problems])
+        c->n_problems++;
+    return WARREN_OK;
+}
+
+/* Check mode: a passive look-up, then (when it exists) the same
+ * declaration, which the broker refuses if the arguments differ. */
+static warren_status check_object(struct warren_conn *c, const char *kind, const char *name,
+                                  int exists_status, warren_status (*declare)(struct warren_conn *,
+                                                                               void *, warren_error *),
+                                  void *ctx, warren_error *err)
+{
+    if (exists_status == WARREN_ENOTFOUND)
+        return add_problem(c, "%s '%s' is missing", kind, name);
+    if (exists_status != WARREN_OK)
+        return warren_error_set(err, exists_status, "cannot look up %s '%s'", kind, name);
+    warren_error why;
+    warren_error_clear(&why);
+    warren_status st = declare(c, ctx, &why);
+    if (st == WARREN_EDRIFT)
+        return add_problem(c, "%s: %s", name, why.text);
+    if (st != WARREN_OK)
+        return warren_error_set(err, st, "%s", why.text);
+    return WARREN_OK;
+}
+
+struct declare_args {
+    const char *name, *type;
+    amqp_table_t args;
+};
+
+static warren_status do_exchange_declare(struct warren_conn *c, void *ctx, warren_error *err)
+{
+    struct declare_args *a = ctx;
+    char what[300];
+    snprintf(what, sizeof what, "declare exchange '%s'", a->name);
+    amqp_exchange_declare(c->state, CHANNEL, bytes_of(a->name), bytes_of(a->type), 0, 1, 0, 0,
+                          a->args);
+    return warren__conn_check_reply(c, what, err);
+}
+
+static warren_status do_queue_declare(struct warren_conn *c, void *ctx, warren_error *err)
+{
+    struct declare_args *a = ctx;
+    char what[300];
+    snprintf(what, sizeof what, "declare queue '%s'", a->name);
+    amqp_queue_declare(c->state, CHANNEL, bytes_of(a->name), 0, 1, 0, 0, a->args);
+    return warren__conn_check_reply(c, what, err);
+}
+
 warren_status warren__conn_exchange_declare(struct warren_conn *c, const char *name,
                                             const char *type, amqp_table_t args,
                                             warren_error *err)
 {
-    char what[300];
-    snprintf(what, sizeof what, "declare exchange '%s'", name);
-    amqp_exchange_declare(c->state, CHANNEL, bytes_of(name), bytes_of(type), 0, 1, 0, 0, args);
-    return warren__conn_check_reply(c, what, err);
+    struct declare_args a = {name, type, args};
+    if (c->check_mode) {
+        warren_error probe;
+        warren_error_clear(&probe);
+        return check_object(c, "exchange", name, warren__conn_exchange_exists(c, name, &probe),
+                            do_exchange_declare, &a, err);
+    }
+    return do_exchange_declare(c, &a, err);
 }
 
 warren_status warren__conn_queue_declare(struct warren_conn *c, const char *name,
                                          amqp_table_t args, warren_error *err)
 {
-    char what[300];
-    snprintf(what, sizeof what, "declare queue '%s'", name);
-    amqp_queue_declare(c->state, CHANNEL, bytes_of(name), 0, 1, 0, 0, args);
-    return warren__conn_check_reply(c, what, err);
+    struct declare_args a = {name, NULL, args};
+    if (c->check_mode) {
+        warren_error probe;
+        warren_error_clear(&probe);
+        return check_object(c, "queue", name,
+                            warren__conn_queue_inspect(c, name, NULL, NULL, &probe),
+                            do_queue_declare, &a, err);
+    }
+    return do_queue_declare(c, &a, err);
 }
 
 warren_status warren__conn_queue_inspect(struct warren_conn *c, const char *name,
@@ -467,9 +729,24 @@ warren_status warren__conn_exchange_exists(struct warren_conn *c, const char *na
     return warren__conn_check_reply(c, what, err);
 }
 
+warren_status warren__conn_exchange_bind(struct warren_conn *c, const char *dest,
+                                         const char *source, const char *key,
+                                         warren_error *err)
+{
+    if (c->check_mode)
+        return WARREN_OK;
+    char what[600];
+    snprintf(what, sizeof what, "bind exchange '%s' to '%s' with '%s'", dest, source, key);
+    amqp_exchange_bind(c->state, CHANNEL, bytes_of(dest), bytes_of(source), bytes_of(key),
+                       amqp_empty_table);
+    return warren__conn_check_reply(c, what, err);
+}
+
 warren_status warren__conn_queue_bind(struct warren_conn *c, const char *queue,
                                       const char *exchange, const char *key, warren_error *err)
 {
+    if (c->check_mode)
+        return WARREN_OK;
     char what[600];
     snprintf(what, sizeof what, "bind queue '%s' to '%s' with '%s'", queue, exchange, key);
     amqp_queue_bind(c->state, CHANNEL, bytes_of(queue), bytes_of(exchange), bytes_of(key),
@@ -513,7 +790,7 @@ warren_status warren__conn_cancel(struct warren_conn *c, const char *tag, warren
 
 /* ---- publishing ------------------------------------------------------- */
 
-static int pubs_push(struct warren_conn *c)
+static int pubs_push(struct warren_conn *c, int untracked)
 {
     if (c->pubs_len == c->pubs_cap) {
         size_t cap = c->pubs_cap ? c->pubs_cap * 2 : 64;
@@ -523,7 +800,7 @@ static int pubs_push(struct warren_conn *c)
         c->pubs = p;
         c->pubs_cap = cap;
     }
-    c->pubs[c->pubs_len++] = PUB_PENDING;
+    c->pubs[c->pubs_len++] = untracked ? PUB_PENDING | PUB_UNTRACKED : PUB_PENDING;
     return 0;
 }
 
@@ -532,19 +809,38 @@ static void pubs_settle(struct warren_conn *c, uint64_t tag, int multiple, int s
     if (tag < c->base)
         return;
     uint64_t first = multiple ? c->base : tag;
-    for (uint64_t s = first; s <= tag && s - c->base < c->pubs_len; s++)
-        if (c->pubs[s - c->base] == PUB_PENDING || state == PUB_FAILED)
-            c->pubs[s - c->base] = (unsigned char)state;
+    for (uint64_t s = first; s <= tag && s - c->base < c->pubs_len; s++) {
+        unsigned char *p = &c->pubs[s - c->base];
+        if ((*p & PUB_STATE) == PUB_PENDING || state == PUB_FAILED)
+            *p = (unsigned char)((*p & PUB_UNTRACKED) | state);
+    }
 }
 
-warren_status warren__conn_publish(struct warren_conn *c, const char *exchange,
-                                   const char *routing_key, int mandatory,
-                                   const amqp_basic_properties_t *props, const void *body,
-                                   size_t body_len, uint64_t *seq, warren_error *err)
+/* Drops untracked publishes from the front of the window, settled or not
+ * (a late confirm for a seq below `base` is ignored), so a connection that
+ * publishes only events keeps no record of them. */
+static void pubs_trim_untracked(struct warren_conn *c)
+{
+    size_t k = 0;
+    while (k < c->pubs_len && (c->pubs[k] & PUB_UNTRACKED))
+        k++;
+    if (k == 0)
+        return;
+    memmove(c->pubs, c->pubs + k, c->pubs_len - k);
+    c->pubs_len -= k;
+    c->base += k;
+}
+
+static warren_status publish_one(struct warren_conn *c, const char *exchange,
+                                 const char *routing_key, int mandatory, int untracked,
+                                 const amqp_basic_properties_t *props, const void *body,
+                                 size_t body_len, uint64_t *seq, warren_error *err)
 {
     if (c->broken)
         return warren_error_set(err, WARREN_EBROKER, "connection is broken");
-    if (pubs_push(c) != 0)
+    if (untracked)
+        pubs_trim_untracked(c);
+    if (pubs_push(c, untracked) != 0)
         return warren_error_set(err, WARREN_ENOMEM, "out of memory");
     amqp_bytes_t b = {body_len, (void *)body};
     int rc = amqp_basic_publish(c->state, CHANNEL, bytes_of(exchange), bytes_of(routing_key),
@@ -557,6 +853,23 @@ warren_status warren__conn_publish(struct warren_conn *c, const char *exchange,
         *seq = c->next_seq;
     c->next_seq++;
     return WARREN_OK;
+}
+
+warren_status warren__conn_publish(struct warren_conn *c, const char *exchange,
+                                   const char *routing_key, int mandatory,
+                                   const amqp_basic_properties_t *props, const void *body,
+                                   size_t body_len, uint64_t *seq, warren_error *err)
+{
+    return publish_one(c, exchange, routing_key, mandatory, 0, props, body, body_len, seq, err);
+}
+
+warren_status warren__conn_publish_untracked(struct warren_conn *c, const char *exchange,
+                                             const char *routing_key,
+                                             const amqp_basic_properties_t *props,
+                                             const void *body, size_t body_len,
+                                             warren_error *err)
+{
+    return publish_one(c, exchange, routing_key, 0, 1, props, body, body_len, NULL, err);
 }
 
 static int grow_queue(struct warren_conn *c)
@@ -678,14 +991,17 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Drops settled publishes from the front of the window. Returns PUB_FAILED
- * if any of those up to `seq` failed. */
+/* Drops settled publishes, and untracked ones whatever their state, from
+ * the front of the window up to `seq`. Returns nonzero if a tracked one
+ * among them was nacked: an event's nack must not make the hand-off that
+ * follows it look refused. */
 static int pubs_collect(struct warren_conn *c, uint64_t seq, int *all_settled)
 {
     int failed = 0;
     size_t k = 0;
-    while (k < c->pubs_len && c->base + k <= seq && c->pubs[k] != PUB_PENDING) {
-        failed |= c->pubs[k] == PUB_FAILED;
+    while (k < c->pubs_len && c->base + k <= seq &&
+           ((c->pubs[k] & PUB_UNTRACKED) || (c->pubs[k] & PUB_STATE) != PUB_PENDING)) {
+        failed |= c->pubs[k] == PUB_FAILED; /* tracked and nacked */
         k++;
     }
     memmove(c->pubs, c->pubs + k, c->pubs_len - k);

@@ -93,6 +93,21 @@ warren_status warren__conn_queue_bind(struct warren_conn *c, const char *queue,
 warren_status warren__conn_queue_purge(struct warren_conn *c, const char *queue,
                                        uint32_t *purged, warren_error *err);
 
+/* Binds exchange `dest` to `source` with `key`. */
+warren_status warren__conn_exchange_bind(struct warren_conn *c, const char *dest,
+                                         const char *source, const char *key,
+                                         warren_error *err);
+
+/* Check mode (`warren topology --check`): declarations create nothing.
+ * Each exchange or queue is looked up passively; a missing one, or one the
+ * broker refuses as inequivalent (a declaration of an existing object with
+ * the same arguments changes nothing), is recorded as a problem and the
+ * declaration reports success so the walk goes on. Bindings are skipped:
+ * AMQP cannot list them. */
+void warren__conn_set_check_mode(struct warren_conn *c, int on);
+/* The problems recorded in check mode (borrowed; NULL-terminated). */
+char *const *warren__conn_check_problems(const struct warren_conn *c, size_t *n);
+
 /* basic.qos + basic.consume with consumer_tag = tag. */
 warren_status warren__conn_qos(struct warren_conn *c, uint16_t prefetch, warren_error *err);
 warren_status warren__conn_consume(struct warren_conn *c, const char *queue, const char *tag,
@@ -106,9 +121,22 @@ warren_status warren__conn_publish(struct warren_conn *c, const char *exchange,
                                    const amqp_basic_properties_t *props, const void *body,
                                    size_t body_len, uint64_t *seq, warren_error *err);
 
-/* Waits until every publish up to `seq` is confirmed, or timeout_ms passes
- * (-1: forever). WARREN_OK when all were acked; WARREN_ENACK when any was
- * nacked or (mandatory) returned; WARREN_ETIMEDOUT; or a broker error. */
+/* Publishes one message whose confirm nobody waits for (lifecycle events):
+ * not mandatory, and its ack or nack is never reported by
+ * warren__conn_wait_confirms, which does not wait for it either. The
+ * channel is in confirm mode, so it still takes a sequence number. */
+warren_status warren__conn_publish_untracked(struct warren_conn *c, const char *exchange,
+                                             const char *routing_key,
+                                             const amqp_basic_properties_t *props,
+                                             const void *body, size_t body_len,
+                                             warren_error *err);
+
+/* Waits until every tracked publish (warren__conn_publish) up to `seq` is
+ * confirmed, or timeout_ms passes (-1: forever). WARREN_OK when all were
+ * acked; WARREN_ENACK when any was nacked or (mandatory) returned;
+ * WARREN_ETIMEDOUT; or a broker error. Untracked publishes in between are
+ * neither waited for nor reported, so a nacked event never makes a
+ * hand-off look refused. */
 warren_status warren__conn_wait_confirms(struct warren_conn *c, uint64_t seq, int timeout_ms,
                                          warren_error *err);
 

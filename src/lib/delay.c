@@ -82,16 +82,6 @@ static void level_pattern(char *buf, size_t size, int level, char bit)
     snprintf(buf + n, size - n, "%c.#", bit);
 }
 
-static warren_status exchange_bind(struct warren_conn *c, const char *dest, const char *source,
-                                   const char *key, warren_error *err)
-{
-    char what[600];
-    snprintf(what, sizeof what, "bind exchange '%s' to '%s' with '%s'", dest, source, key);
-    amqp_exchange_bind(warren__conn_state(c), 1, amqp_cstring_bytes(dest),
-                       amqp_cstring_bytes(source), amqp_cstring_bytes(key), amqp_empty_table);
-    return warren__conn_check_reply(c, what, err);
-}
-
 static warren_status declare_level(struct warren_conn *c, const char *ns, int level, int quorum,
                                    warren_error *err)
 {
@@ -130,7 +120,7 @@ static warren_status declare_level(struct warren_conn *c, const char *ns, int le
     if (st != WARREN_OK)
         return st;
     level_pattern(key, sizeof key, level, '0');
-    return exchange_bind(c, next, name, key, err);
+    return warren__conn_exchange_bind(c, next, name, key, err);
 }
 
 warren_status warren__topology_declare_delay(struct warren_conn *c, const char *ns, int quorum,

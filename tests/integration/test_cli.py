@@ -129,6 +129,24 @@ class TestCli(harness.WarrenTestCase):
         self.assertEqual(harness.queue_count(self.ns + ".bulk"), 1)
         self.assertEqual(harness.queue_count(self.ns + ".default"), 0)
 
+    def test_topology_check_declares_nothing_and_names_drift(self):
+        conf = self.conf()
+        rc, out, err = harness.cli("topology", "--check", "-c", conf)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("queue '%s.default' is missing" % self.ns, out)
+        rc, _, err = harness.cli("stats", "--json", "-c", conf)
+        self.assertFalse(json.loads(_)["queues"][0]["exists"])  # --check created nothing
+        rc, _, err = harness.cli("topology", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = harness.cli("topology", "--check", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("matches", out)
+        drifted = self.write_config(name="drift.conf",
+                                    queues=[{"name": "default", "max_priority": 5}])
+        rc, out, err = harness.cli("topology", "--check", "-c", drifted)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("x-max-priority", out)
+
     def test_stats_and_unroutable_replay(self):
         conf = self.conf()
         for i in range(3):
