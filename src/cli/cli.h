@@ -9,5 +9,7 @@ int warren__cli_config(int argc, char **argv);
 int warren__cli_topology(int argc, char **argv);
 int warren__cli_stats(int argc, char **argv);
 int warren__cli_unroutable(int argc, char **argv);
+int warren__cli_dead(int argc, char **argv);
+int warren__cli_new_handler(int argc, char **argv);
 
 #endif

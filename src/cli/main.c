@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"topology", warren__cli_topology, "declare and print exchanges, queues and bindings"},
     {"stats", warren__cli_stats, "ready, consumers and dead letters per queue"},
     {"unroutable", warren__cli_unroutable, "unroutable replay: publish unserved jobs again"},
+    {"dead", warren__cli_dead, "dead list|replay|purge QUEUE: a queue's dead letters"},
+    {"new-handler", warren__cli_new_handler, "new-handler NAME: write a module and its test"},
 };
 
 static void usage(FILE *to)
