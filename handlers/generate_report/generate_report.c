@@ -330,6 +330,9 @@ static warren_outcome open_csv(warren_job *job, const char *csv, FILE **fp)
     }
     if (*fp)
         return WARREN_JOB_OK;
+    /* Not there, not a file, not readable: the job names the wrong thing
+     * and no retry changes that. Anything else (EMFILE, EIO, ENOMEM) is
+     * the machine's trouble and may pass. */
     int e = errno;
     if (e == ENOENT || e == ENOTDIR || e == EISDIR || e == EACCES || e == ELOOP ||
         e == ENAMETOOLONG)

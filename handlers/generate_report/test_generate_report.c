@@ -278,6 +278,27 @@ static void test_malformed_csv_is_permanent(void **state)
     assert_non_null(strstr(res.error, "text after a closing quote"));
 }
 
+static void test_unwritable_reports_is_transient(void **state)
+{
+    struct fixture *f = *state;
+    put(f, "sales.csv", SALES);
+    put(f, "reports", "a file where the reports folder belongs");
+    warren_handle_result res;
+    assert_int_equal(run_report(f, "r9", json_pack("{s:s}", "csv", "sales.csv"), &res),
+                     WARREN_JOB_RETRY);
+    char want[256];
+    snprintf(want, sizeof want, "generate_report: writing %s/reports/r9.json: Not a directory",
+             f->dir);
+    assert_string_equal(res.error, want);
+    /* Once the folder can be made, the retry succeeds. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/reports", f->dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(run_report(f, "r9", json_pack("{s:s}", "csv", "sales.csv"), &res),
+                     WARREN_JOB_OK);
+    json_decref(load_report(f, "r9"));
+}
+
 static void test_invalid_args(void **state)
 {
     struct fixture *f = *state;
@@ -330,6 +351,7 @@ int main(void)
         T(test_unknown_column_is_permanent),
         T(test_non_numeric_cell_names_its_line),
         T(test_malformed_csv_is_permanent),
+        T(test_unwritable_reports_is_transient),
         T(test_invalid_args),
         cmocka_unit_test(test_csv_reader),
     };

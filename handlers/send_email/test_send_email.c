@@ -25,6 +25,7 @@ struct fixture {
     warren_registry *reg;
     char dir[64];
     char spool[128];
+    char *log; /* what the last run logged */
 };
 
 static int setup(void **state)
@@ -43,6 +44,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     warren_module.fini();
     warren_registry_destroy(f->reg);
+    free(f->log);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
@@ -70,7 +72,9 @@ static warren_outcome run_mail(struct fixture *f, const char *id, json_t *args,
     warren_handle_opts opts = {.id = id};
     warren_error err;
     warren_error_clear(&err);
-    assert_int_equal(warren_handle(f->reg, "send_email", args, &opts, res, &err), WARREN_OK);
+    free(f->log);
+    assert_int_equal(warren_handle_capture(f->reg, "send_email", args, &opts, res, &f->log, &err),
+                     WARREN_OK);
     json_decref(args);
     return res->outcome;
 }
@@ -118,6 +122,26 @@ static void test_init_needs_a_destination(void **state)
     assert_int_equal(warren_registry_count(f->reg), 0);
 }
 
+static void test_init_checks_settings(void **state)
+{
+    struct fixture *f = *state;
+    warren_error err;
+    assert_int_equal(init_with(f, json_pack("{s:s, s:i}", "spool_dir", f->spool,
+                                            "smtp_timeout_ms", 0),
+                               &err),
+                     WARREN_ECONFIG);
+    assert_string_equal(err.text, "send_email: smtp_timeout_ms must be an integer in 1..600000");
+    assert_int_equal(init_with(f, json_pack("{s:s, s:s}", "spool_dir", f->spool,
+                                            "smtp_timeout_ms", "5s"),
+                               &err),
+                     WARREN_ECONFIG);
+    assert_int_equal(init_with(f, json_pack("{s:s, s:s}", "spool_dir", f->spool, "from", ""),
+                               &err),
+                     WARREN_ECONFIG);
+    assert_non_null(strstr(err.text, "must be non-empty strings"));
+    assert_int_equal(warren_registry_count(f->reg), 0);
+}
+
 /* ---- spool ---- */
 
 static void test_spool_writes_a_message(void **state)
@@ -141,6 +165,9 @@ static void test_spool_writes_a_message(void **state)
     assert_non_null(strstr(text, "Message-ID: <job-1@localhost>\r\n"));
     assert_non_null(strstr(text, "\r\n\r\nline one\r\nline two\r\n.dot line\r\n"));
     free(text);
+    char logged[300];
+    snprintf(logged, sizeof logged, "info: spooled %s\n", path);
+    assert_string_equal(f->log, logged);
     /* Nothing else in the spool: the temporary file was renamed. */
     assert_int_equal(count_files(f->spool), 1);
 
@@ -203,6 +230,32 @@ static void test_invalid_args(void **state)
                  &res),
         WARREN_JOB_FAIL);
     assert_non_null(strstr(res.error, "bad recipient address"));
+    assert_int_equal(count_files(f->spool), -1); /* nothing was even created */
+}
+
+static void test_bad_sender_or_recipients_are_permanent(void **state)
+{
+    struct fixture *f = *state;
+    init_spool(f);
+    warren_handle_result res;
+    assert_int_equal(run_mail(f, "j",
+                              json_pack("{s:s, s:s, s:s, s:s}", "to", "a@b", "subject", "s",
+                                        "body", "b", "from", "Shop <shop@example.org"),
+                              &res),
+                     WARREN_JOB_FAIL);
+    assert_string_equal(res.error, "send_email: bad sender address 'Shop <shop@example.org'");
+    assert_int_equal(
+        run_mail(f, "j", json_pack("{s:s, s:s, s:s}", "to", " , ", "subject", "s", "body", "b"),
+                 &res),
+        WARREN_JOB_FAIL);
+    assert_string_equal(res.error, "send_email: no recipient address in 'to'");
+    char to[101 * 8] = "";
+    for (int i = 0; i < 101; i++)
+        snprintf(to + strlen(to), sizeof to - strlen(to), "%sr%d@x", i ? "," : "", i);
+    assert_int_equal(
+        run_mail(f, "j", json_pack("{s:s, s:s, s:s}", "to", to, "subject", "s", "body", "b"), &res),
+        WARREN_JOB_FAIL);
+    assert_string_equal(res.error, "send_email: more than 100 recipients");
     assert_int_equal(count_files(f->spool), -1); /* nothing was even created */
 }
 
@@ -369,6 +422,9 @@ static void test_smtp_delivers(void **state)
     assert_non_null(strstr(session, "Message-ID: <mail-7@localhost>\r\n"));
     assert_non_null(strstr(session, "\r\nhello\r\n..leading dot\r\nend\r\n.\r\nQUIT\r\n"));
     free(session);
+    char logged[100];
+    snprintf(logged, sizeof logged, "info: sent to 2 recipient(s) via 127.0.0.1:%d\n", port);
+    assert_string_equal(f->log, logged);
 }
 
 static void test_smtp_550_is_permanent(void **state)
@@ -439,9 +495,11 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_init_needs_a_destination),
+        T(test_init_checks_settings),
         T(test_spool_writes_a_message),
         T(test_spool_default_from_config),
         T(test_invalid_args),
+        T(test_bad_sender_or_recipients_are_permanent),
         T(test_id_cannot_escape_the_spool),
         T(test_unwritable_spool_is_transient),
         T(test_smtp_delivers),

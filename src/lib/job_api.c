@@ -7,6 +7,7 @@
 #include <warren/job.h>
 #include <warren/log.h>
 #include "job.h"
+#include "job_capture.h"
 
 const char *warren_job_worker(const warren_job *job)
 {
@@ -49,8 +50,75 @@ json_t *warren_job_headers(const warren_job *job)
     return job->headers;
 }
 
+/* The active capture of this thread (job_capture.h), or NULL. Thread-local
+ * so tests running jobs on several threads keep their lines apart. */
+static _Thread_local struct warren__log_capture *capture;
+
+void warren__job_capture_begin(struct warren__log_capture *c)
+{
+    memset(c, 0, sizeof *c);
+    c->prev = capture;
+    capture = c;
+}
+
+char *warren__job_capture_end(struct warren__log_capture *c)
+{
+    capture = c->prev;
+    if (c->failed) {
+        free(c->text);
+        return NULL;
+    }
+    return c->text ? c->text : strdup("");
+}
+
+/* Room for `need` more bytes in the capture's text. 0, or -1 when out of
+ * memory. */
+static int capture_reserve(struct warren__log_capture *c, size_t need)
+{
+    if (c->len + need <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap : 256;
+    while (cap < c->len + need)
+        cap *= 2;
+    char *grown = realloc(c->text, cap);
+    if (!grown)
+        return -1;
+    c->text = grown;
+    c->cap = cap;
+    return 0;
+}
+
+/* Appends "LEVEL: message\n". Unlike the logger's lines, no length cap. */
+static void capture_add(struct warren__log_capture *c, warren_log_level level, const char *fmt,
+                        va_list ap)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    const char *name = (unsigned)level <= WARREN_LOG_ERROR ? names[level] : "error";
+    if (c->failed)
+        return;
+    va_list measure;
+    va_copy(measure, ap);
+    int n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    /* name, ": ", the message, '\n' and the terminating NUL */
+    if (n < 0 || capture_reserve(c, strlen(name) + 2 + (size_t)n + 2) != 0) {
+        c->failed = 1;
+        return;
+    }
+    c->len += (size_t)sprintf(c->text + c->len, "%s: ", name);
+    c->len += (size_t)vsnprintf(c->text + c->len, c->cap - c->len, fmt, ap);
+    c->text[c->len++] = '\n';
+    c->text[c->len] = '\0';
+}
+
 void warren_job_log(const warren_job *job, warren_log_level level, const char *fmt, ...)
 {
+    if (capture) {
+        va_list ap;
+        va_start(ap, fmt);
+        capture_add(capture, level, fmt, ap);
+        va_end(ap);
+    }
     if (!warren_log_enabled(level))
         return;
     char msgid[160];
