@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <warren/warren.h>
 #include "conn.h"
@@ -32,25 +31,6 @@ static int load_config(struct warren_config *cfg, const char *path)
     }
     warren__config_diag_free(&diag);
     return st == WARREN_OK ? 0 : 2;
-}
-
-/* Loads the modules once in a child, so a bad module is reported before
- * any worker starts while the supervisor itself keeps none loaded. */
-static int preflight(struct warren_config *cfg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int rc = warrend_preflight(cfg);
-        fflush(NULL);
-        _exit(rc);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return 1;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status) == 0 ? 0 : 2;
-    return 1;
 }
 
 static void log_start(const struct warren_config *cfg)
@@ -95,7 +75,7 @@ int main(int argc, char **argv)
     }
     warren_log_setup(cfg->log_level, cfg->log_format, "supervisor");
     log_start(cfg);
-    int rc = preflight(cfg);
+    int rc = warrend_preflight(cfg);
     if (rc != 0) {
         warren__config_free(cfg);
         free(cfg);

@@ -267,6 +267,14 @@ static void reload(struct supervisor *s)
         return;
     }
     warren__config_diag_free(&diag);
+    if (warrend_preflight(next) != 0) {
+        warren_log_write(WARREN_LOG_ERROR, "config.reload", NULL,
+                         "reload refused: a module does not load; keeping the running "
+                         "configuration");
+        warren__config_free(next);
+        free(next);
+        return;
+    }
     struct proc *old = realloc(s->retiring, (size_t)(s->n_retiring + s->n_slots) * sizeof *old);
     struct slot *slots = calloc((size_t)next->concurrency, sizeof *slots);
     if (!old || !slots) {

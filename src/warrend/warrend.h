@@ -42,7 +42,9 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
                         int board_slot);
 
 /* Loads the modules in a throwaway child to check them before any worker
- * starts. Returns 0, or 2 after printing the FILE:LINE error. */
+ * starts (at start, and before a reload is accepted), so the supervisor
+ * itself keeps none loaded. Returns 0, or 2 after logging the FILE:LINE
+ * error, or 1 when the child could not run. */
 int warrend_preflight(struct warren_config *cfg);
 
 #endif

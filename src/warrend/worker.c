@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <warren/log.h>
@@ -505,11 +506,22 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
 
 int warrend_preflight(struct warren_config *cfg)
 {
-    struct worker w;
-    memset(&w, 0, sizeof w);
-    w.cfg = cfg;
-    int rc = load_modules(&w);
-    warren__modules_unload(w.mods);
-    warren_registry_destroy(w.reg);
-    return rc;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct worker w;
+        memset(&w, 0, sizeof w);
+        w.cfg = cfg;
+        int rc = load_modules(&w);
+        warren__modules_unload(w.mods);
+        warren_registry_destroy(w.reg);
+        fflush(NULL);
+        _exit(rc);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return 1;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) == 0 ? 0 : 2;
+    return 1;
 }

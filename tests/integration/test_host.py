@@ -136,6 +136,19 @@ class TestReload(harness.WarrenTestCase):
         time.sleep(0.5)
         self.assertEqual(host.pids(), pids)
 
+    def test_reload_with_a_module_that_fails_is_refused(self):
+        conf = self.write_config(name="live.conf")
+        host = self.start_host(config=conf)
+        host.wait_log(r"worker\.ready", 20)
+        pids = host.wait_workers(2)
+        self.write_config(name="live.conf", modules=[{"path": bad_module("bad_abi")}])
+        mark = host.mark()
+        host.send_signal(signal.SIGHUP)
+        host.wait_log(r"reload refused: a module does not load", 10, since=mark)
+        time.sleep(0.5)
+        self.assertTrue(host.alive())
+        self.assertEqual(host.pids(), pids)
+
     def test_good_reload_replaces_workers_without_losing_jobs(self):
         conf = self.write_config(name="live.conf", host={"concurrency": 2, "prefetch": 5})
         host = self.start_host(config=conf)
