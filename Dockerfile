@@ -10,7 +10,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake gcc make pkg-config libc6-dev \
       librabbitmq-dev libjansson-dev libconfig-dev libssl-dev \
-      libmicrohttpd-dev libsqlite3-dev \
+      libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -24,7 +24,7 @@ RUN rm -rf build build-* \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librabbitmq4 libjansson4 libconfig9 libssl3 libmicrohttpd12 libsqlite3-0 \
+      librabbitmq4 libjansson4 libconfig9 libssl3 libmicrohttpd12 libsqlite3-0 libcurl4 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/warren --create-home --shell /usr/sbin/nologin warren \

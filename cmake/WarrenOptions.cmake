@@ -28,6 +28,9 @@ pkg_check_modules(RABBITMQ REQUIRED IMPORTED_TARGET librabbitmq)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(LIBCONFIG REQUIRED IMPORTED_TARGET libconfig)
 pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
+# warrend's /metrics and /healthz; the notify module's webhooks.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 
 # Where modules are found: the build tree's folder for an uninstalled
 # build, and <libdir>/warren for an installed one.

@@ -17,13 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
+#include <warren/module.h>
 #include <warren/registry.h>
 #include "job.h"
+#include "job_capture.h"
 #include "registry_internal.h"
 
 #define MIN_SLOTS 16u
 #define PROBE_KEY "warren.schema.probe"
+
+struct observer_entry {
+    warren_observer obs;
+    char *module; /* the module that registered it, or NULL */
+};
 
 struct warren_registry {
     struct warren_worker_entry **entries; /* registration order */
@@ -31,6 +39,8 @@ struct warren_registry {
     unsigned *slots; /* hash index: 0 empty, else position + 1 */
     unsigned n_slots; /* a power of two, at least 2 * n */
     char *module; /* tag for workers added from now on */
+    struct observer_entry *observers; /* registration order */
+    unsigned n_observers, cap_observers;
 };
 
 static uint32_t name_hash(const char *s)
@@ -102,6 +112,9 @@ void warren_registry_destroy(warren_registry *reg)
     free(reg->entries);
     free(reg->slots);
     free(reg->module);
+    for (unsigned i = 0; i < reg->n_observers; i++)
+        free(reg->observers[i].module);
+    free(reg->observers);
     free(reg);
 }
 
@@ -344,10 +357,24 @@ void warren__registry_set_module(warren_registry *reg, const char *module)
     reg->module = dup_or_null(module);
 }
 
+static void remove_module_observers(warren_registry *reg, const char *module)
+{
+    unsigned kept = 0;
+    for (unsigned i = 0; i < reg->n_observers; i++) {
+        struct observer_entry *o = &reg->observers[i];
+        if (o->module && strcmp(o->module, module) == 0)
+            free(o->module);
+        else
+            reg->observers[kept++] = *o;
+    }
+    reg->n_observers = kept;
+}
+
 void warren__registry_remove_module(warren_registry *reg, const char *module)
 {
     if (!reg || !module)
         return;
+    remove_module_observers(reg, module);
     unsigned kept = 0;
     for (unsigned i = 0; i < reg->n; i++) {
         struct warren_worker_entry *e = reg->entries[i];
@@ -419,6 +446,26 @@ warren_outcome warren__registry_run(const struct warren_worker_entry *entry, str
     return WARREN_JOB_FAIL;
 }
 
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The in-process run, seen by observers as the host's would be. */
+static warren_outcome run_observed(const warren_registry *reg,
+                                   const struct warren_worker_entry *e, struct warren_job *job)
+{
+    warren__registry_notify_before(reg, job, NULL);
+    double t0 = mono_seconds();
+    warren_outcome out = warren__registry_run(e, job);
+    warren__registry_notify_after(reg, job, NULL, out, mono_seconds() - t0);
+    if (out != WARREN_JOB_OK)
+        warren__registry_notify_error(reg, job, NULL, job->error);
+    return out;
+}
+
 static warren_status handle_job_init(struct warren_job *job, const char *worker, json_t *args,
                                      const warren_handle_opts *opts, warren_error *err)
 {
@@ -462,10 +509,145 @@ warren_status warren_handle(const warren_registry *reg, const char *worker, json
         result->outcome = WARREN_JOB_FAIL;
         snprintf(result->error, sizeof result->error, "invalid_args: %s", why);
     } else {
-        result->outcome = warren__registry_run(e, &job);
+        result->outcome = run_observed(reg, e, &job);
         snprintf(result->error, sizeof result->error, "%s", job.error);
     }
     json_decref(job.args);
     json_decref(job.headers);
     return WARREN_OK;
+}
+
+/* ---- test helpers ---- */
+
+warren_status warren_registry_add_module(warren_registry *reg, const struct warren_module *module,
+                                         const json_t *config, warren_error *err)
+{
+    if (!reg || !module)
+        return warren_error_set(err, WARREN_EINVAL, "registry and module descriptor needed");
+    /* Nothing but abi_version can be trusted in a descriptor of another ABI. */
+    if (module->abi_version != WARREN_MODULE_ABI_VERSION)
+        return warren_error_set(err, WARREN_EABI,
+                                "module was built for ABI version %u, this library needs %d",
+                                (unsigned)module->abi_version, WARREN_MODULE_ABI_VERSION);
+    if (!module->name || !module->name[0] || !module->init)
+        return warren_error_set(err, WARREN_EINVAL, "module descriptor without a name or init");
+    /* Undoing a failed init removes every worker tagged with the name, so
+     * a second init of one module must not get that far. */
+    for (unsigned i = 0; i < reg->n; i++)
+        if (reg->entries[i]->module && strcmp(reg->entries[i]->module, module->name) == 0)
+            return warren_error_set(err, WARREN_EEXIST, "module '%s' is already initialised",
+                                    module->name);
+    json_t *empty = NULL;
+    if (!config && !(config = empty = json_object()))
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    warren_error why;
+    warren_error_clear(&why);
+    warren__registry_set_module(reg, module->name);
+    warren_status st = module->init(reg, config, &why);
+    warren__registry_set_module(reg, NULL);
+    json_decref(empty);
+    if (st == WARREN_OK)
+        return WARREN_OK;
+    warren__registry_remove_module(reg, module->name);
+    return warren_error_set(err, st, "module '%s' failed to initialise: %s", module->name,
+                            why.code != WARREN_OK ? why.text : warren_strerror(st));
+}
+
+warren_status warren_handle_capture(const warren_registry *reg, const char *worker, json_t *args,
+                                    const warren_handle_opts *opts, warren_handle_result *result,
+                                    char **log, warren_error *err)
+{
+    if (log)
+        *log = NULL;
+    struct warren__log_capture c;
+    warren__job_capture_begin(&c);
+    warren_status st = warren_handle(reg, worker, args, opts, result, err);
+    char *text = warren__job_capture_end(&c);
+    if (st == WARREN_OK && !text)
+        st = warren_error_set(err, WARREN_ENOMEM, "out of memory capturing the job's log");
+    if (st == WARREN_OK && log)
+        *log = text;
+    else
+        free(text);
+    return st;
+}
+
+/* ---- observers ---- */
+
+warren_status warren_registry_observe(warren_registry *reg, const warren_observer *obs,
+                                      warren_error *err)
+{
+    if (!reg || !obs)
+        return warren_error_set(err, WARREN_EINVAL, "registry and observer needed");
+    if (!obs->before && !obs->after && !obs->on_error && !obs->on_dead)
+        return warren_error_set(err, WARREN_EINVAL, "observer has no hook");
+    if (reg->n_observers == reg->cap_observers) {
+        unsigned cap = reg->cap_observers ? reg->cap_observers * 2 : 4;
+        void *grown = realloc(reg->observers, cap * sizeof *reg->observers);
+        if (!grown)
+            return warren_error_set(err, WARREN_ENOMEM, "out of memory registering an observer");
+        reg->observers = grown;
+        reg->cap_observers = cap;
+    }
+    struct observer_entry *o = &reg->observers[reg->n_observers];
+    o->obs = *obs;
+    o->module = dup_or_null(reg->module);
+    if (reg->module && !o->module)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory registering an observer");
+    reg->n_observers++;
+    return WARREN_OK;
+}
+
+unsigned warren__registry_observers(const warren_registry *reg)
+{
+    return reg ? reg->n_observers : 0;
+}
+
+static const warren_observer_ctx *ctx_or_empty(const warren_observer_ctx *ctx)
+{
+    static const warren_observer_ctx empty = {"", ""};
+    return ctx ? ctx : &empty;
+}
+
+void warren__registry_notify_before(const warren_registry *reg, const struct warren_job *job,
+                                    const warren_observer_ctx *ctx)
+{
+    for (unsigned i = 0; reg && i < reg->n_observers; i++) {
+        const warren_observer *o = &reg->observers[i].obs;
+        if (o->before)
+            o->before(job, ctx_or_empty(ctx), o->user);
+    }
+}
+
+void warren__registry_notify_after(const warren_registry *reg, const struct warren_job *job,
+                                   const warren_observer_ctx *ctx, warren_outcome outcome,
+                                   double duration)
+{
+    for (unsigned i = 0; reg && i < reg->n_observers; i++) {
+        const warren_observer *o = &reg->observers[i].obs;
+        if (o->after)
+            o->after(job, ctx_or_empty(ctx), outcome, duration, o->user);
+    }
+}
+
+void warren__registry_notify_error(const warren_registry *reg, const struct warren_job *job,
+                                   const warren_observer_ctx *ctx, const char *error)
+{
+    for (unsigned i = 0; reg && i < reg->n_observers; i++) {
+        const warren_observer *o = &reg->observers[i].obs;
+        if (o->on_error)
+            o->on_error(job, ctx_or_empty(ctx), error ? error : "", o->user);
+    }
+}
+
+void warren__registry_notify_dead(const warren_registry *reg, const struct warren_job *job,
+                                  const warren_observer_ctx *ctx, const char *reason,
+                                  const char *error)
+{
+    for (unsigned i = 0; reg && i < reg->n_observers; i++) {
+        const warren_observer *o = &reg->observers[i].obs;
+        if (o->on_dead)
+            o->on_dead(job, ctx_or_empty(ctx), reason ? reason : "", error ? error : "",
+                       o->user);
+    }
 }

@@ -37,6 +37,23 @@ int warren__registry_check_args(const struct warren_worker_entry *entry, json_t 
 warren_outcome warren__registry_run(const struct warren_worker_entry *entry,
                                     struct warren_job *job);
 
+/* Calls every observer's hook, in registration order (see
+ * warren_observer in registry.h). `ctx` may be NULL (strings ""); `reason`
+ * and `error` NULL are passed as "". */
+void warren__registry_notify_before(const warren_registry *reg, const struct warren_job *job,
+                                    const warren_observer_ctx *ctx);
+void warren__registry_notify_after(const warren_registry *reg, const struct warren_job *job,
+                                   const warren_observer_ctx *ctx, warren_outcome outcome,
+                                   double duration);
+void warren__registry_notify_error(const warren_registry *reg, const struct warren_job *job,
+                                   const warren_observer_ctx *ctx, const char *error);
+void warren__registry_notify_dead(const warren_registry *reg, const struct warren_job *job,
+                                  const warren_observer_ctx *ctx, const char *reason,
+                                  const char *error);
+
+/* Number of observers registered. */
+unsigned warren__registry_observers(const warren_registry *reg);
+
 /* Loaded modules (opaque). */
 struct warren_modules;
 

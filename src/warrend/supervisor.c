@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <warren/log.h>
 #include "board.h"
+#include "http.h"
+#include "stats.h"
 #include "warrend.h"
 
 #define RESTART_MIN_MS 100
@@ -41,6 +43,8 @@ struct supervisor {
     int fatal;       /* exit status to stop with, or -1 */
     int draining;    /* stopping: deaths are not crashes */
     struct warren_board *board;
+    struct warren_stats *stats; /* shared statistics: /metrics, /healthz */
+    struct warren_http *http;   /* NULL when metrics_listen is "" */
 };
 
 static long long mono_ms(void)
@@ -61,7 +65,8 @@ static pid_t spawn(struct supervisor *s, int index, int *board_slot)
     pid_t pid = fork();
     if (pid == 0) {
         free(s->retiring);
-        int rc = warrend_worker_main(s->cfg, index + 1, s->board, *board_slot);
+        warren_http_close_inherited(s->http);
+        int rc = warrend_worker_main(s->cfg, index + 1, s->board, *board_slot, s->stats);
         fflush(NULL);
         _exit(rc);
     }
@@ -73,6 +78,8 @@ static pid_t spawn(struct supervisor *s, int index, int *board_slot)
         return 0;
     }
     warren__board_set_pid(s->board, *board_slot, pid);
+    warren_stats_slot_begin(s->stats, *board_slot + 1, pid);
+    warren_stats_set_worker(s->stats, index + 1, *board_slot + 1);
     WARREN_LOG(WARREN_LOG_INFO, "worker.started", "worker %d started as pid %d", index + 1,
                (int)pid);
     return pid;
@@ -104,11 +111,12 @@ static void describe_exit(int status, char *buf, size_t size)
 
 /* Frees the process's board row; a death mid-job (not one we caused by
  * stopping the host) counts as a crash of that job's message. */
-static void release(struct supervisor *s, int board_slot, int index, int status)
+static void release(struct supervisor *s, int board_slot, int index, pid_t pid, int status)
 {
     int killed = WIFSIGNALED(status);
     int failed = killed || (WIFEXITED(status) && WEXITSTATUS(status) != WORKER_EXIT_OK &&
                             WEXITSTATUS(status) != WORKER_EXIT_RECYCLE);
+    warren_stats_slot_end(s->stats, board_slot + 1, pid, failed && !s->draining);
     struct warren_board_exit ex;
     warren__board_release(s->board, board_slot, failed && !s->draining,
                           killed ? WTERMSIG(status) : 0, &ex);
@@ -122,7 +130,7 @@ static int drop_retiring(struct supervisor *s, pid_t pid, int status)
 {
     for (int i = 0; i < s->n_retiring; i++)
         if (s->retiring[i].pid == pid) {
-            release(s, s->retiring[i].board_slot, -1, status);
+            release(s, s->retiring[i].board_slot, -1, pid, status);
             s->retiring[i] = s->retiring[--s->n_retiring];
             return 1;
         }
@@ -135,8 +143,10 @@ static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int sta
     char how[96];
     describe_exit(status, how, sizeof how);
     long long now = mono_ms();
+    pid_t pid = sl->pid;
     sl->pid = 0;
-    release(s, sl->board_slot, index, status);
+    release(s, sl->board_slot, index, pid, status);
+    warren_stats_set_worker(s->stats, index + 1, 0);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DRIFT) {
         s->fatal = code == WORKER_EXIT_CONFIG ? 2 : 1;
@@ -144,6 +154,7 @@ static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int sta
     }
     if (warrend_stop)
         return;
+    warren_stats_restart(s->stats);
     if (now - sl->started >= HEALTHY_RUN_MS || code == WORKER_EXIT_RECYCLE)
         sl->failures = 0;
     long long delay = RESTART_MIN_MS;
@@ -275,6 +286,10 @@ static void reload(struct supervisor *s)
         free(next);
         return;
     }
+    if (strcmp(s->cfg->metrics_listen, next->metrics_listen) != 0)
+        warren_log_write(WARREN_LOG_WARN, "config.reload", NULL,
+                         "host.metrics_listen changed: the new address is used from the next "
+                         "start");
     struct proc *old = realloc(s->retiring, (size_t)(s->n_retiring + s->n_slots) * sizeof *old);
     struct slot *slots = calloc((size_t)next->concurrency, sizeof *slots);
     if (!old || !slots) {
@@ -292,6 +307,7 @@ static void reload(struct supervisor *s)
     s->cfg = next;
     s->slots = slots;
     s->n_slots = next->concurrency;
+    warren_stats_set_workers(s->stats, next->concurrency);
     warren_log_setup(next->log_level, next->log_format, "supervisor");
     for (int i = 0; i < s->n_slots; i++) {
         slots[i].pid = spawn(s, i, &slots[i].board_slot);
@@ -314,13 +330,24 @@ int warrend_supervise(struct warren_config *cfg)
     s.n_slots = cfg->concurrency;
     s.slots = calloc((size_t)s.n_slots, sizeof *s.slots);
     s.board = warren__board_create();
-    if (!s.slots || !s.board) {
+    s.stats = warren_stats_create(cfg->concurrency);
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = !s.slots || !s.board || !s.stats
+                           ? warren_error_set(&err, WARREN_ENOMEM, "cannot map shared memory")
+                           : warren_http_start(&s.http, cfg->metrics_listen, s.stats, NULL, &err);
+    if (st != WARREN_OK) {
+        warren_log_write(WARREN_LOG_ERROR, "host.metrics", NULL, "%s", err.text);
         free(s.slots);
         warren__board_destroy(s.board);
+        warren_stats_destroy(s.stats);
         warren__config_free(cfg);
         free(cfg);
         return 1;
     }
+    if (s.http)
+        WARREN_LOG(WARREN_LOG_INFO, "host.metrics", "metrics on %s",
+                   warren_http_address(s.http));
     warrend_signals_supervisor();
     WARREN_LOG(WARREN_LOG_INFO, "host.starting", "host %s starting %d worker process(es)",
                cfg->host_name, cfg->concurrency);
@@ -333,9 +360,11 @@ int warrend_supervise(struct warren_config *cfg)
             reload(&s);
     }
     drain(&s);
+    warren_http_stop(s.http);
     free(s.slots);
     free(s.retiring);
     warren__board_destroy(s.board);
+    warren_stats_destroy(s.stats);
     int rc = s.fatal < 0 ? 0 : s.fatal;
     WARREN_LOG(WARREN_LOG_INFO, "host.stopped", "host stopped (exit %d)", rc);
     warren__config_free(s.cfg);

@@ -34,12 +34,14 @@ void warrend_signals_worker(void);
 int warrend_supervise(struct warren_config *cfg);
 
 struct warren_board;
+struct warren_stats;
 
 /* Body of worker process number `slot` (1-based, for logs), which writes
- * its running job to `board_slot` of the host's shared board. Returns its
- * exit status. */
+ * its running job to `board_slot` of the host's shared board, and its
+ * statistics to process slot board_slot + 1 of `stats`. Returns its exit
+ * status. */
 int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board *board,
-                        int board_slot);
+                        int board_slot, struct warren_stats *stats);
 
 /* Loads the modules in a throwaway child to check them before any worker
  * starts (at start, and before a reload is accepted), so the supervisor

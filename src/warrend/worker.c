@@ -16,10 +16,12 @@
 #include <warren/log.h>
 #include "board.h"
 #include "delay.h"
+#include "events.h"
 #include "guard.h"
 #include "handoff.h"
 #include "job.h"
 #include "registry_internal.h"
+#include "stats.h"
 #include "topology.h"
 #include "warrend.h"
 
@@ -32,6 +34,8 @@ struct worker {
     int slot;                 /* 1-based, for logs */
     struct warren_board *board;
     int board_slot;
+    struct warren_stats *stats;
+    struct warren_lifecycle lc; /* events, observers, statistics */
     struct guard *guard;
     long long jobs_done;
     int recycle;              /* replace this process after the current job */
@@ -110,10 +114,13 @@ static warren_status park(struct worker *w, struct warren_conn_delivery *d,
                          "cannot park %s %s (%s): %s; left unacked for redelivery",
                          job->worker[0] ? job->worker : "?", job->id[0] ? job->id : "?",
                          warren__dead_reason_name(reason), err.text);
+        warren__lifecycle_unsettled(&w->lc);
         return warren__conn_broken(w->conn) ? WARREN_EBROKER : WARREN_OK;
     }
     log_job(WARREN_LOG_WARN, "job.dead", job, warren__dead_reason_name(info.reason), 0,
             info.error);
+    warren__lifecycle_dead(&w->lc, job, d->consumer_tag, warren__dead_reason_name(info.reason),
+                           info.error);
     warren_error_clear(&err);
     return warren__conn_ack(w->conn, d->delivery_tag, &err);
 }
@@ -135,16 +142,20 @@ static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery
     warren_error err;
     warren_error_clear(&err);
     warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, &info, &err);
-    if (st == WARREN_OK)
+    if (st == WARREN_OK) {
         WARREN_LOG(WARREN_LOG_DEBUG, "job.retry", "%s %s: attempt %d in %lld s", job->worker,
                    job->id, info.next_attempt, info.delay_s);
+        warren__lifecycle_retrying(&w->lc, job, d->consumer_tag, info.delay_s * 1000);
+    }
     if (st == WARREN_ENACK) {
         char why[2 * WARREN_ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "retry copy refused: %s; was: %s", err.text, job->error);
         return park(w, d, job, WARREN_DEAD_REJECTED_BY_BROKER, why, job->attempt);
     }
-    if (st != WARREN_OK)
+    if (st != WARREN_OK) {
+        warren__lifecycle_unsettled(&w->lc);
         return st;
+    }
     warren_error_clear(&err);
     return warren__conn_ack(w->conn, d->delivery_tag, &err);
 }
@@ -217,6 +228,7 @@ static void on_time_limit(void *ctx)
     snprintf(copy.error, sizeof copy.error, "time limit %s exceeded",
              warren__format_duration(r->limit_ms, limit, sizeof limit));
     log_job(WARREN_LOG_WARN, "job.failed", &copy, "timed_out", r->limit_ms, copy.error);
+    warren__lifecycle_failed(&r->w->lc, &copy, r->d->consumer_tag, r->limit_ms);
     if (retry_or_park(r->w, r->d, &copy) == WARREN_OK)
         warren__board_job_end(r->w->board, r->w->board_slot, copy.id, 0);
     fflush(NULL);
@@ -281,9 +293,11 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
 
     if (wc->rate_limit > 0)
         wait_for_rate(w, job, wc->rate_limit);
+    warren__lifecycle_started(&w->lc, job, d->consumer_tag);
     long long t0 = mono_ms();
     warren_outcome outcome = run_guarded(w, d, entry, job, wc->time_limit_ms);
     long long dt = mono_ms() - t0;
+    warren__lifecycle_ran(&w->lc, job, d->consumer_tag, outcome, dt);
     w->jobs_done++;
     char key[300];
     completed_key(job, key, sizeof key);
@@ -379,6 +393,8 @@ static warren_status connect_and_consume(struct worker *w, warren_error *err)
     if (st != WARREN_OK)
         return st;
     st = warren__topology_declare_host(w->conn, w->cfg, w->reg, NULL, NULL, err);
+    if (st == WARREN_OK && w->cfg->events_enabled)
+        st = warren__events_declare(w->conn, w->cfg->namespace_, err);
     if (st == WARREN_OK)
         st = warren__conn_qos(w->conn, (uint16_t)w->cfg->prefetch, err);
     size_t nq = 0;
@@ -391,6 +407,8 @@ static warren_status connect_and_consume(struct worker *w, warren_error *err)
     if (st == WARREN_OK && nq == 0)
         WARREN_LOG(WARREN_LOG_WARN, "worker.idle", "no queue to consume: no loaded worker "
                                                    "is served by a configured queue");
+    if (st == WARREN_OK)
+        warren_stats_worker_state(w->stats, 1, nq > 0);
     free(queues);
     return st;
 }
@@ -460,6 +478,7 @@ static int serve(struct worker *w)
         }
         warren__conn_close(w->conn);
         w->conn = NULL;
+        warren_stats_worker_state(w->stats, 0, 0);
         if (st == WARREN_OK || warrend_stop)
             break;
         /* Jitter of +-20 % keeps a fleet from reconnecting in lockstep. */
@@ -470,7 +489,7 @@ static int serve(struct worker *w)
 }
 
 int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board *board,
-                        int board_slot)
+                        int board_slot, struct warren_stats *stats)
 {
     warrend_signals_worker();
     /* A worker must not outlive its supervisor. */
@@ -486,12 +505,21 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
     w.slot = slot;
     w.board = board;
     w.board_slot = board_slot;
+    w.stats = stats;
+    warren_stats_worker_attach(stats, board_slot + 1);
+    w.lc.conn = &w.conn;
+    w.lc.ns = cfg->namespace_;
+    w.lc.host = cfg->host_name;
+    w.lc.events = cfg->events_enabled;
+    w.lc.stats = stats;
+    w.lc.duration_ms = -1;
     w.urls = cfg->urls;
     w.n_urls = cfg->n_urls;
     warren__name_exchange(w.jobs_exchange, sizeof w.jobs_exchange, cfg->namespace_);
     snprintf(w.delay_prefix, sizeof w.delay_prefix, "%s.delay.", cfg->namespace_);
 
     int rc = load_modules(&w);
+    w.lc.reg = w.reg; /* observers, and which workers are known */
     if (rc == WORKER_EXIT_OK) {
         w.guard = guard_create();
         rc = w.guard ? serve(&w) : WORKER_EXIT_ERROR;

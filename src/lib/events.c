@@ -1,0 +1,224 @@
+/* A job's lifecycle: events, observers and statistics. See events.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <warren/log.h>
+#include "events.h"
+#include "handoff.h"
+#include "registry_internal.h"
+#include "stats.h"
+
+const char *warren__name_events(char *buf, size_t size, const char *ns)
+{
+    snprintf(buf, size, "%s.events", ns);
+    return buf;
+}
+
+static json_t *string_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+/* jansson refuses strings that are not UTF-8; a worker name or id from a
+ * malformed message may be one. Such a value is written as "". */
+static json_t *string_or_empty(const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    return v ? v : json_string("");
+}
+
+char *warren__event_json(const struct warren_event *ev)
+{
+    char now[40];
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int rc = 0;
+    rc |= json_object_set_new(o, "id", string_or_empty(ev->id));
+    rc |= json_object_set_new(o, "worker", string_or_empty(ev->worker));
+    rc |= json_object_set_new(o, "queue", string_or_empty(ev->queue));
+    rc |= json_object_set_new(o, "attempt", json_integer(ev->attempt));
+    rc |= json_object_set_new(o, "event", json_string(ev->event));
+    rc |= json_object_set_new(o, "at", json_string(ev->at ? ev->at
+                                                          : warren__now_rfc3339(now, sizeof now)));
+    rc |= json_object_set_new(o, "duration_ms", ev->duration_ms >= 0
+                                                    ? json_integer(ev->duration_ms)
+                                                    : json_null());
+    json_t *error = string_or_null(ev->error);
+    rc |= json_object_set_new(o, "error", error ? error : json_string(""));
+    rc |= json_object_set_new(o, "host", string_or_empty(ev->host));
+    if (ev->delay_ms >= 0)
+        rc |= json_object_set_new(o, "delay_ms", json_integer(ev->delay_ms));
+    if (ev->reason)
+        rc |= json_object_set_new(o, "reason", json_string(ev->reason));
+    char *text = rc == 0 ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return text;
+}
+
+const char *warren__event_key(char *buf, size_t size, const struct warren_event *ev)
+{
+    const char *worker = warren_worker_name_valid(ev->worker) ? ev->worker : "";
+    snprintf(buf, size, "%s.%s", worker, ev->event);
+    return buf;
+}
+
+warren_status warren__events_declare(struct warren_conn *c, const char *ns, warren_error *err)
+{
+    char name[300];
+    return warren__conn_exchange_declare(c, warren__name_events(name, sizeof name, ns), "topic",
+                                         amqp_empty_table, err);
+}
+
+warren_status warren__event_publish(struct warren_conn *c, const char *ns,
+                                    const struct warren_event *ev, warren_error *err)
+{
+    char *body = warren__event_json(ev);
+    if (!body)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory building an event");
+    char exchange[300], key[300];
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+               AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG;
+    p.content_type = amqp_cstring_bytes("application/json");
+    p.delivery_mode = 2;
+    p.timestamp = (uint64_t)time(NULL);
+    p.type = amqp_cstring_bytes(ev->event);
+    warren_status st = warren__conn_publish_untracked(
+        c, warren__name_events(exchange, sizeof exchange, ns),
+        warren__event_key(key, sizeof key, ev), &p, body, strlen(body), err);
+    free(body);
+    return st;
+}
+
+/* ---- the lifecycle ------------------------------------------------------ */
+
+static void emit(struct warren_lifecycle *lc, struct warren_event *ev,
+                 const struct warren_job *job, const char *queue)
+{
+    struct warren_conn *c = lc->conn ? *lc->conn : NULL;
+    if (!lc->events || !c)
+        return;
+    ev->id = job->id;
+    ev->worker = job->worker;
+    ev->queue = queue;
+    ev->host = lc->host;
+    ev->attempt = job->attempt > 0 ? job->attempt : 1;
+    warren_error err;
+    warren_error_clear(&err);
+    if (warren__event_publish(c, lc->ns, ev, &err) != WARREN_OK)
+        WARREN_LOG(WARREN_LOG_DEBUG, "event.lost", "%s event of %s not published: %s",
+                   ev->event, job->id, err.text);
+}
+
+static void event_init(struct warren_event *ev, const char *name, long long duration_ms,
+                       const char *error)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->event = name;
+    ev->duration_ms = duration_ms;
+    ev->error = error;
+    ev->delay_ms = -1;
+}
+
+static warren_observer_ctx ctx_of(const struct warren_lifecycle *lc, const char *queue)
+{
+    warren_observer_ctx ctx = {queue ? queue : "", lc->host ? lc->host : ""};
+    return ctx;
+}
+
+/* The worker name a series may carry: only registered ones. */
+static const char *known_worker(const struct warren_lifecycle *lc,
+                                const struct warren_job *job)
+{
+    return warren__registry_find(lc->reg, job->worker) ? job->worker : "";
+}
+
+/* Ends the job in flight with `outcome`, or counts one that never
+ * started. */
+static void count(struct warren_lifecycle *lc, const struct warren_job *job, const char *queue,
+                  int outcome)
+{
+    double seconds = lc->duration_ms >= 0 ? lc->duration_ms / 1000.0 : -1;
+    if (lc->in_job)
+        warren_stats_job_end(lc->stats, outcome, seconds);
+    else if (outcome >= 0)
+        warren_stats_job(lc->stats, queue ? queue : "", known_worker(lc, job),
+                         (enum warren_stats_outcome)outcome, -1);
+    lc->in_job = 0;
+    lc->duration_ms = -1;
+}
+
+void warren__lifecycle_started(struct warren_lifecycle *lc, const struct warren_job *job,
+                               const char *queue)
+{
+    lc->in_job = 1;
+    lc->duration_ms = -1;
+    warren_stats_job_begin(lc->stats, queue ? queue : "", known_worker(lc, job));
+    struct warren_event ev;
+    event_init(&ev, "started", -1, NULL);
+    emit(lc, &ev, job, queue);
+    warren_observer_ctx ctx = ctx_of(lc, queue);
+    warren__registry_notify_before(lc->reg, job, &ctx);
+}
+
+void warren__lifecycle_failed(struct warren_lifecycle *lc, const struct warren_job *job,
+                              const char *queue, long long duration_ms)
+{
+    lc->duration_ms = duration_ms;
+    warren_observer_ctx ctx = ctx_of(lc, queue);
+    warren__registry_notify_error(lc->reg, job, &ctx, job->error);
+    struct warren_event ev;
+    event_init(&ev, "failed", duration_ms, job->error);
+    emit(lc, &ev, job, queue);
+}
+
+void warren__lifecycle_ran(struct warren_lifecycle *lc, const struct warren_job *job,
+                           const char *queue, warren_outcome outcome, long long duration_ms)
+{
+    lc->duration_ms = duration_ms;
+    warren_observer_ctx ctx = ctx_of(lc, queue);
+    warren__registry_notify_after(lc->reg, job, &ctx, outcome, duration_ms / 1000.0);
+    if (outcome != WARREN_JOB_OK) {
+        warren__lifecycle_failed(lc, job, queue, duration_ms);
+        return;
+    }
+    struct warren_event ev;
+    event_init(&ev, "succeeded", duration_ms, NULL);
+    emit(lc, &ev, job, queue);
+    count(lc, job, queue, WARREN_STATS_SUCCEEDED);
+}
+
+void warren__lifecycle_retrying(struct warren_lifecycle *lc, const struct warren_job *job,
+                                const char *queue, long long delay_ms)
+{
+    struct warren_event ev;
+    event_init(&ev, "retrying", lc->duration_ms, job->error);
+    ev.delay_ms = delay_ms >= 0 ? delay_ms : 0;
+    emit(lc, &ev, job, queue);
+    count(lc, job, queue, WARREN_STATS_RETRIED);
+}
+
+void warren__lifecycle_dead(struct warren_lifecycle *lc, const struct warren_job *job,
+                            const char *queue, const char *reason, const char *error)
+{
+    struct warren_event ev;
+    event_init(&ev, "dead", lc->in_job ? lc->duration_ms : -1, error);
+    ev.reason = reason ? reason : "";
+    emit(lc, &ev, job, queue);
+    count(lc, job, queue, WARREN_STATS_DEAD);
+    warren_observer_ctx ctx = ctx_of(lc, queue);
+    warren__registry_notify_dead(lc->reg, job, &ctx, reason, error);
+}
+
+void warren__lifecycle_unsettled(struct warren_lifecycle *lc)
+{
+    if (lc->in_job)
+        warren_stats_job_end(lc->stats, -1,
+                             lc->duration_ms >= 0 ? lc->duration_ms / 1000.0 : -1);
+    lc->in_job = 0;
+    lc->duration_ms = -1;
+}
