@@ -168,7 +168,7 @@ class TestCli(harness.WarrenTestCase):
         rc, out, err = harness.cli("stats", "-c", conf)
         self.assertEqual(rc, 0, err)
         self.assertIn("unroutable: 0", out)
-        self.assertRegex(out, r"default\s+0\s+2\s+0")
+        self.assertRegex(out, r"default\s+0\s+-\s+2\s+0")
 
     def test_replay_keeps_unserved_jobs(self):
         conf = self.conf()
