@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <warren/log.h>
 #include "config_internal.h"
+#include "cron.h"
 
 /* The delay levels hold at most 2^28 - 1 seconds (about 8.5 years). */
 #define MAX_DELAY_MS (((1LL << 28) - 1) * WARREN_SEC)
@@ -131,23 +132,19 @@ static int check_host_name(const char *v, char *why, size_t size)
     return check_nonempty(v, why, size);
 }
 
-/* The real cron parser lives with the scheduler; here only the shape. */
+/* The scheduler's own parser, so config check refuses exactly what the
+ * scheduler could not run, including dates no month has (30 February). */
 static int check_cron(const char *v, char *why, size_t size)
 {
-    int fields = 0;
-    for (const char *p = v; *p;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        fields++;
-        while (*p && *p != ' ' && *p != '\t')
-            p++;
+    struct warren_cron c;
+    if (warren__cron_parse(&c, v, why, size) < 0)
+        return -1;
+    if (warren__cron_never(&c)) {
+        snprintf(why, size, "cron expression '%.80s' never fires (no chosen month has that day)",
+                 v);
+        return -1;
     }
-    if (fields == 5 || fields == 6)
-        return 0;
-    snprintf(why, size, "cron expression '%.80s' must have 5 or 6 fields, not %d", v, fields);
-    return -1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

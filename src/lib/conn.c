@@ -1,14 +1,17 @@
 /* One broker connection: connect, declare, publish with confirms, consume.
  * See conn.h for the design. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -238,23 +241,38 @@ warren_status warren__conn_check_reply(struct warren_conn *c, const char *what,
 
 /* ---- connecting ------------------------------------------------------- */
 
+/* The password file's bytes less one trailing newline (and a "\r"
+ * before it). Read with read(2), not stdio, so no copy is left in a
+ * FILE buffer; the stack copy is wiped. */
 static char *read_secret(const char *path, warren_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         warren_error_set(err, WARREN_EIO, "cannot read password_file %s: %s", path,
                          strerror(errno));
         return NULL;
     }
     char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    size_t n = 0;
+    while (n < sizeof buf - 1) {
+        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
     buf[n] = '\0';
     if (n && buf[n - 1] == '\n')
         buf[--n] = '\0';
     if (n && buf[n - 1] == '\r')
         buf[--n] = '\0';
-    return strdup(buf);
+    char *secret = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof buf);
+    if (!secret)
+        warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    return secret;
 }
 
 /* ---- TLS ---------------------------------------------------------------- */
@@ -268,6 +286,7 @@ static _Thread_local struct {
     int error;           /* X509_V_ERR_*, 0 = none seen */
     int depth;           /* 0 = the broker's own certificate */
     char subject[256];
+    char alert[64];      /* the first TLS alert the broker sent, or "" */
 } tls_seen;
 
 static int record_verify_error(int preverify_ok, X509_STORE_CTX *store)
@@ -284,6 +303,21 @@ static int record_verify_error(int preverify_ok, X509_STORE_CTX *store)
     return preverify_ok; /* rabbitmq-c decides after the handshake */
 }
 
+/* A broker that refuses our client certificate says so with an alert,
+ * which rabbitmq-c's later calls clear from OpenSSL's error queue before
+ * we could read it; the info callback sees it as it arrives. */
+static void record_alert(const SSL *ssl, int where, int value)
+{
+    (void)ssl;
+    int code = value & 0xff;
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT || tls_seen.alert[0] ||
+        code == SSL_AD_CLOSE_NOTIFY)
+        return;
+    /* OpenSSL 3.0 has no text for TLS 1.3's certificate_required (116). */
+    const char *text = code == 116 ? "certificate required" : SSL_alert_desc_string_long(value);
+    snprintf(tls_seen.alert, sizeof tls_seen.alert, "%s", text);
+}
+
 /* The reason of OpenSSL's most recent error in this thread, or NULL. */
 static const char *openssl_reason(void)
 {
@@ -294,6 +328,8 @@ static const char *openssl_reason(void)
 static warren_status tls_file_error(warren_error *err, const char *what, const char *path)
 {
     const char *why = openssl_reason();
+    if (path[0] && access(path, R_OK) != 0)
+        why = strerror(errno); /* OpenSSL would only say "system lib" */
     warren_status st = warren_error_set(err, WARREN_ECONFIG, "cannot load %s %s%s%s", what,
                                         path, why ? ": " : "", why ? why : "");
     ERR_clear_error();
@@ -321,6 +357,7 @@ static warren_status tls_setup(amqp_socket_t *s, const char *host,
     int verify_host = tls ? tls->verify_hostname : 1;
     ERR_clear_error();
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, record_verify_error);
+    SSL_CTX_set_info_callback(ctx, record_alert);
     amqp_ssl_socket_set_verify_peer(s, verify_peer);
     /* With the chain verified, OpenSSL checks the name too (see above);
      * without it, only rabbitmq-c's DNS-name check is left. */
@@ -336,11 +373,17 @@ static warren_status tls_setup(amqp_socket_t *s, const char *host,
     if (tls && tls->cert && tls->key) {
         if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1)
             return tls_file_error(err, "broker.tls.cert", tls->cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            const char *why = openssl_reason();
+            if (why && strstr(why, "mismatch")) {
+                ERR_clear_error();
+                return warren_error_set(err, WARREN_ECONFIG,
+                                        "broker.tls.key %s does not match broker.tls.cert %s",
+                                        tls->key, tls->cert);
+            }
             return tls_file_error(err, "broker.tls.key", tls->key);
-        if (SSL_CTX_check_private_key(ctx) != 1)
-            return tls_file_error(err, "broker.tls.key (it does not match broker.tls.cert)",
-                                  tls->key);
+        }
     }
     return WARREN_OK;
 }
@@ -385,8 +428,8 @@ static void describe_verify_failure(char *buf, size_t size, const struct warren_
                  tls_seen.subject, host);
     else if (is_issuer_error(e))
         snprintf(buf, size,
-                 "certificate verification failed: %s (%s): it is not signed by %s%s "
-                 "(broker.tls.ca_cert)",
+                 "certificate verification failed: %s (at %s): the broker's certificate is "
+                 "not from %s%s (broker.tls.ca_cert)",
                  X509_verify_cert_error_string(e), tls_seen.subject,
                  ca ? "the CA in " : "any of the system's CAs", ca ? ca : "");
     else if (e)
@@ -446,14 +489,22 @@ static void describe_login_failure(const struct warren_conn *c, amqp_rpc_reply_t
         snprintf(refused, sizeof refused, "refused by broker: %u %.*s", cl->reply_code,
                  (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
     }
-    const char *reason = ssl ? openssl_reason() : NULL;
-    int no_cert = !(tls && tls->cert);
+    const char *alert = ssl && tls_seen.alert[0] ? tls_seen.alert : NULL;
+    /* The alert can be lost: the broker closes at once, and our unread
+     * AMQP header makes its side send a reset. A TLS session that dies
+     * before the broker's first frame is then most likely the same refusal. */
+    int cut = ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION;
+    char hint[600] = "";
+    if ((alert || cut) && tls && tls->cert)
+        snprintf(hint, sizeof hint, "; the broker %s the client certificate %s "
+                                    "(broker.tls.cert)",
+                 alert ? "refused" : "may have refused", tls->cert);
+    else if (alert || cut)
+        snprintf(hint, sizeof hint, "; the broker may require a client certificate "
+                                    "(broker.tls.cert and broker.tls.key)");
     warren_error_set(err, WARREN_ECONNECT, "cannot log in to %s: %s%s%s%s%s", c->url, why,
-                     reason ? " (TLS: " : "", reason ? reason : "", reason ? ")" : "",
-                     reason && no_cert && strstr(reason, "certificate")
-                         ? "; the broker may require a client certificate "
-                           "(broker.tls.cert and broker.tls.key)"
-                         : "");
+                     alert ? " (TLS alert from the broker: " : "", alert ? alert : "",
+                     alert ? ")" : "", hint);
     ERR_clear_error();
 }
 
@@ -522,9 +573,10 @@ static warren_status open_one(struct warren_conn *c, const char *url,
         }
     }
     if (password) {
-        memset(password, 0, strlen(password));
+        OPENSSL_cleanse(password, strlen(password));
         free(password);
     }
+    OPENSSL_cleanse(buf, sizeof buf); /* the URL's copy, password included */
     if (st != WARREN_OK) {
         amqp_destroy_connection(c->state);
         c->state = NULL;
@@ -1142,4 +1194,32 @@ warren_status warren__conn_reject(struct warren_conn *c, uint64_t tag, int reque
     if (rc != AMQP_STATUS_OK)
         return fail_broken(c, err, "basic.reject", amqp_error_string2(rc));
     return WARREN_OK;
+}
+
+/* ---- exclusive queues ---------------------------------------------------- */
+
+warren_status warren__conn_queue_declare_exclusive(struct warren_conn *c, const char *name,
+                                                   warren_error *err)
+{
+    char what[300];
+    snprintf(what, sizeof what, "declare exclusive queue '%s'", name);
+    if (c->broken)
+        return warren_error_set(err, WARREN_EBROKER, "%s: connection is broken", what);
+    amqp_queue_declare(c->state, CHANNEL, bytes_of(name), 0, 0, 1, 0, amqp_empty_table);
+    /* The reply code is read before check_reply answers the close: 405
+     * means another connection owns the queue, which is an answer, not a
+     * failure. */
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->state);
+    int locked = r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+                 r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+                 ((const amqp_channel_close_t *)r.reply.decoded)->reply_code ==
+                     AMQP_RESOURCE_LOCKED;
+    warren_error local;
+    warren_error_clear(&local);
+    warren_status st = warren__conn_check_reply(c, what, &local);
+    if (st == WARREN_OK)
+        return WARREN_OK;
+    if (locked && !c->broken)
+        st = WARREN_EEXIST;
+    return warren_error_set(err, st, "%s", local.text);
 }

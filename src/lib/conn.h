@@ -167,4 +167,14 @@ warren_status warren__conn_reject(struct warren_conn *c, uint64_t tag, int reque
  * for up to timeout_ms. */
 warren_status warren__conn_pump(struct warren_conn *c, int timeout_ms, warren_error *err);
 
+/* Declares `name` as a non-durable queue exclusive to this connection: the
+ * broker deletes it when the connection closes or dies, so it serves as a
+ * lock between hosts. WARREN_OK when this connection holds it (declaring
+ * it again while holding it is fine, and recreates it if it was deleted);
+ * WARREN_EEXIST when another connection holds it (405 RESOURCE_LOCKED; the
+ * channel is reopened and the connection stays usable); else a broker
+ * error. */
+warren_status warren__conn_queue_declare_exclusive(struct warren_conn *c, const char *name,
+                                                   warren_error *err);
+
 #endif

@@ -13,6 +13,7 @@
 #include <warren/log.h>
 #include "board.h"
 #include "http.h"
+#include "scheduler.h"
 #include "stats.h"
 #include "warrend.h"
 
@@ -45,6 +46,7 @@ struct supervisor {
     struct warren_board *board;
     struct warren_stats *stats; /* shared statistics: /metrics, /healthz */
     struct warren_http *http;   /* NULL when metrics_listen is "" */
+    struct warrend_scheduler *sched; /* NULL when the config has no schedules */
 };
 
 static long long mono_ms(void)
@@ -64,6 +66,7 @@ static pid_t spawn(struct supervisor *s, int index, int *board_slot)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        warrend_scheduler_forget_in_child(s->sched);
         free(s->retiring);
         warren_http_close_inherited(s->http);
         int rc = warrend_worker_main(s->cfg, index + 1, s->board, *board_slot, s->stats);
@@ -309,6 +312,11 @@ static void reload(struct supervisor *s)
     s->n_slots = next->concurrency;
     warren_stats_set_workers(s->stats, next->concurrency);
     warren_log_setup(next->log_level, next->log_format, "supervisor");
+    warren_error serr;
+    warren_error_clear(&serr);
+    if (warrend_scheduler_reload(&s->sched, next, &serr) != WARREN_OK)
+        warren_log_write(WARREN_LOG_ERROR, "scheduler.reload", NULL,
+                         "schedules not reloaded: %s", serr.text);
     for (int i = 0; i < s->n_slots; i++) {
         slots[i].pid = spawn(s, i, &slots[i].board_slot);
         slots[i].started = mono_ms();
@@ -351,6 +359,12 @@ int warrend_supervise(struct warren_config *cfg)
     warrend_signals_supervisor();
     WARREN_LOG(WARREN_LOG_INFO, "host.starting", "host %s starting %d worker process(es)",
                cfg->host_name, cfg->concurrency);
+    warren_error serr;
+    warren_error_clear(&serr);
+    if (warrend_scheduler_create(&s.sched, cfg, &serr) != WARREN_OK) {
+        warren_log_write(WARREN_LOG_ERROR, "scheduler.create", NULL, "%s", serr.text);
+        s.fatal = serr.code == WARREN_ECONFIG ? 2 : 1;
+    }
     while (!warrend_stop && s.fatal < 0) {
         start_due(&s);
         tick();
@@ -358,7 +372,11 @@ int warrend_supervise(struct warren_config *cfg)
         kill_overdue(&s);
         if (warrend_reload && !warrend_stop)
             reload(&s);
+        warrend_scheduler_tick(s.sched);
     }
+    /* Released first, so another host takes over while this one drains. */
+    warrend_scheduler_destroy(s.sched);
+    s.sched = NULL;
     drain(&s);
     warren_http_stop(s.http);
     free(s.slots);

@@ -1,8 +1,8 @@
 /* warrend internals: the supervisor, its worker processes and signals.
  *
  * warrend is prefork: the supervisor reads the config, forks `concurrency`
- * worker processes and watches them; it loads no module and holds no
- * broker connection. Each worker process loads the modules after fork,
+ * worker processes and watches them; it loads no module, and its only
+ * broker connection is the scheduler's (when there are schedules). Each worker process loads the modules after fork,
  * opens its own connection and runs one job at a time. */
 #ifndef WARREND_H
 #define WARREND_H
