@@ -8,6 +8,8 @@
  *                {"always": true} always fails transiently; with none of
  *                them it fails permanently
  *   diag.crash   kills its own process with SIGSEGV
+ *   diag.snooze  {"times": N, "ms": M} snoozes M ms (default 1000) until
+ *                snoozed N times, then succeeds
  *   diag.record  appends one JSON line per job to the module config's
  *                record_file; {"sleep_ms": N} sleeps first and records
  *                when it started
@@ -107,6 +109,25 @@ static warren_outcome fail_run(warren_job *job, void *user)
     return WARREN_JOB_OK;
 }
 
+/* Snoozes ("later, in ms") until the job has been snoozed `times` times,
+ * then succeeds: x-warren-snoozes counts them. */
+static warren_outcome snooze_run(warren_job *job, void *user)
+{
+    (void)user;
+    json_t *args = warren_job_args(job);
+    json_int_t times = json_integer_value(json_object_get(args, "times"));
+    json_int_t ms = json_is_integer(json_object_get(args, "ms"))
+                        ? json_integer_value(json_object_get(args, "ms"))
+                        : 1000;
+    json_int_t done =
+        json_integer_value(json_object_get(warren_job_headers(job), "x-warren-snoozes"));
+    if (done < times)
+        return warren_job_snooze(job, ms);
+    warren_job_log(job, WARREN_LOG_INFO, "diag.snooze: done after %lld snooze(s)",
+                   (long long)done);
+    return WARREN_JOB_OK;
+}
+
 static warren_outcome crash_run(warren_job *job, void *user)
 {
     (void)user;
@@ -193,6 +214,7 @@ static warren_outcome record_run(warren_job *job, void *user)
 
 static const char *const sleep_keys[] = {"ms", NULL};
 static const char *const fail_keys[] = {"times", "permanent", "always", NULL};
+static const char *const snooze_keys[] = {"times", "ms", NULL};
 static const char *const record_keys[] = {"sleep_ms", NULL};
 
 static const warren_worker_def workers[] = {
@@ -204,6 +226,8 @@ static const warren_worker_def workers[] = {
      .schema = "{s?:I, s?:b, s?:b}",
      .schema_keys = fail_keys},
     {.name = "diag.crash", .handler = crash_run},
+    {.name = "diag.snooze", .handler = snooze_run, .schema = "{s:I, s?:I}",
+     .schema_keys = snooze_keys},
     {.name = "diag.record", .handler = record_run, .schema = "{s?:I}", .schema_keys = record_keys},
 };
 

@@ -105,11 +105,23 @@ static long long elapsed_ms(const struct timespec *t0)
 static void test_registers_every_worker(void **state)
 {
     struct fixture *f = *state;
-    const char *names[] = {"diag.echo", "diag.noop",  "diag.sleep",
-                           "diag.fail", "diag.crash", "diag.record"};
-    assert_int_equal(warren_registry_count(f->reg), 6);
-    for (unsigned i = 0; i < 6; i++)
+    const char *names[] = {"diag.echo",  "diag.noop",   "diag.sleep", "diag.fail",
+                           "diag.crash", "diag.snooze", "diag.record"};
+    assert_int_equal(warren_registry_count(f->reg), 7);
+    for (unsigned i = 0; i < 7; i++)
         assert_string_equal(warren_registry_name(f->reg, i), names[i]);
+}
+
+static void test_snooze_asks_for_later_then_succeeds(void **state)
+{
+    struct fixture *f = *state;
+    json_t *args = json_pack("{s:i, s:i}", "times", 1, "ms", 2500);
+    warren_handle_result res;
+    warren_error err;
+    warren_error_clear(&err);
+    assert_int_equal(warren_handle(f->reg, "diag.snooze", args, NULL, &res, &err), WARREN_OK);
+    assert_int_equal(res.outcome, WARREN_JOB_SNOOZE);
+    json_decref(args);
 }
 
 static void test_echo_logs_args(void **state)
@@ -344,6 +356,7 @@ static void test_record_concurrent_writers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_snooze_asks_for_later_then_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registers_every_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_logs_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noop, setup, teardown),

@@ -18,6 +18,7 @@ typedef enum warren_outcome {
     WARREN_JOB_OK = 0,    /* done: the message is acknowledged */
     WARREN_JOB_RETRY = 1, /* transient failure: retried with backoff */
     WARREN_JOB_FAIL = 2,  /* permanent failure: dead letter at once */
+    WARREN_JOB_SNOOZE = 3, /* not now: run again later, same attempt (warren_job_snooze) */
 } warren_outcome;
 
 /* Accessors. Strings are borrowed and live as long as the job. */
@@ -44,6 +45,13 @@ WARREN_EXPORT warren_outcome warren_job_retry(warren_job *job, const char *fmt, 
     __attribute__((format(printf, 2, 3)));
 WARREN_EXPORT warren_outcome warren_job_fail(warren_job *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* "Later, in delay_ms": the job goes back through the delay levels (whole
+ * seconds, rounded up; at least 1 s) with the same attempt number and
+ * x-warren-snoozes + 1. Snoozes are not failures; after the worker's
+ * max_snoozes (default 100) the job is parked as max_attempts. Returns
+ * WARREN_JOB_SNOOZE: `return warren_job_snooze(job, 30000);`. */
+WARREN_EXPORT warren_outcome warren_job_snooze(warren_job *job, long long delay_ms);
 
 /* The error text recorded so far ("" when none). */
 WARREN_EXPORT const char *warren_job_error(const warren_job *job);

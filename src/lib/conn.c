@@ -41,6 +41,7 @@ struct warren_conn {
     struct warren_conn_delivery *queued; /* deliveries read while waiting */
     size_t n_queued, cap_queued;
     char cancelled_tag[128];
+    int lock_channel_open; /* channel 2, for warren__conn_lock */
     int check_mode;
     char **problems; /* NULL-terminated, check mode only */
     size_t n_problems;
@@ -103,11 +104,33 @@ warren_status warren__url_parse(const char *url, struct amqp_connection_info *in
     return WARREN_OK;
 }
 
+/* Whether "host[:port]" (up to the path) could not hold a password: a
+ * URL without '@' whose "port" is not a number may be "user:password"
+ * with the host forgotten. */
+static int authority_is_plain(const char *start)
+{
+    size_t len = strcspn(start, "/");
+    const char *colon = memchr(start, ':', len);
+    if (start[0] == '[') /* an IPv6 address: [::1]:5672 */
+        colon = memchr(start, ']', len) ? strchr(memchr(start, ']', len), ':') : NULL;
+    if (!colon || colon >= start + len)
+        return 1;
+    for (const char *p = colon + 1; p < start + len; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
 const char *warren__url_redact(const char *url, char *buf, size_t size)
 {
     const char *scheme = strstr(url, "://");
     const char *at = strrchr(url, '@');
     const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (scheme && !at && !authority_is_plain(scheme + 3)) {
+        snprintf(buf, size, "%.*s***%s", (int)(scheme + 3 - url), url,
+                 scheme + 3 + strcspn(scheme + 3, "/"));
+        return buf;
+    }
     if (!scheme || !at || !colon || colon > at) {
         snprintf(buf, size, "%s", url);
         return buf;
@@ -468,8 +491,10 @@ static void describe_open_failure(const struct warren_conn *c, int rc,
     default:
         snprintf(why, sizeof why, "%s", amqp_error_string2(rc));
     }
-    warren_error_set(err, WARREN_ECONNECT, "cannot connect to %s (%s:%d%s): %s", c->url,
-                     info->host, info->port, info->ssl ? ", TLS" : "", why);
+    int v6 = strchr(info->host, ':') != NULL;
+    warren_error_set(err, WARREN_ECONNECT, "cannot connect to %s (%s%s%s:%d%s): %s", c->url,
+                     v6 ? "[" : "", info->host, v6 ? "]" : "", info->port,
+                     info->ssl ? ", TLS" : "", why);
     ERR_clear_error();
 }
 
@@ -1222,4 +1247,73 @@ warren_status warren__conn_queue_declare_exclusive(struct warren_conn *c, const 
     if (locked && !c->broken)
         st = WARREN_EEXIST;
     return warren_error_set(err, st, "%s", local.text);
+}
+
+/* ---- locks on channel 2 ---------------------------------------------- */
+
+#define LOCK_CHANNEL 2
+
+static warren_status open_lock_channel(struct warren_conn *c, warren_error *err)
+{
+    if (c->lock_channel_open)
+        return WARREN_OK;
+    amqp_channel_open(c->state, LOCK_CHANNEL);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->state);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return fail_broken(c, err, "open lock channel", "refused");
+    c->lock_channel_open = 1;
+    return WARREN_OK;
+}
+
+warren_status warren__conn_lock(struct warren_conn *c, const char *name, long long expires_ms,
+                                warren_error *err)
+{
+    if (c->broken)
+        return warren_error_set(err, WARREN_EBROKER, "connection is broken");
+    warren_status st = open_lock_channel(c, err);
+    if (st != WARREN_OK)
+        return st;
+    amqp_table_entry_t arg;
+    amqp_table_t args = amqp_empty_table;
+    if (expires_ms > 0) {
+        arg.key = amqp_cstring_bytes("x-expires");
+        arg.value.kind = AMQP_FIELD_KIND_I64;
+        arg.value.value.i64 = expires_ms;
+        args.num_entries = 1;
+        args.entries = &arg;
+    }
+    amqp_queue_declare(c->state, LOCK_CHANNEL, bytes_of(name), 0, 0, 1, 0, args);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->state);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return WARREN_OK;
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const amqp_channel_close_t *cl = r.reply.decoded;
+        amqp_channel_close_ok_t ok;
+        amqp_send_method(c->state, LOCK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        c->lock_channel_open = 0;
+        if (cl->reply_code == AMQP_RESOURCE_LOCKED)
+            return WARREN_EEXIST;
+        return warren_error_set(err, WARREN_EBROKER, "lock '%s': %u %.*s", name, cl->reply_code,
+                                (int)cl->reply_text.len, (const char *)cl->reply_text.bytes);
+    }
+    return warren__conn_check_reply(c, "lock", err);
+}
+
+warren_status warren__conn_unlock(struct warren_conn *c, const char *name, warren_error *err)
+{
+    if (c->broken || !c->lock_channel_open)
+        return warren_error_set(err, WARREN_EBROKER, "no lock channel");
+    amqp_queue_delete(c->state, LOCK_CHANNEL, bytes_of(name), 0, 0);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->state);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return WARREN_OK;
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok;
+        amqp_send_method(c->state, LOCK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        c->lock_channel_open = 0;
+        return warren_error_set(err, WARREN_EBROKER, "unlock '%s' refused", name);
+    }
+    return warren__conn_check_reply(c, "unlock", err);
 }

@@ -177,4 +177,15 @@ warren_status warren__conn_pump(struct warren_conn *c, int timeout_ms, warren_er
 warren_status warren__conn_queue_declare_exclusive(struct warren_conn *c, const char *name,
                                                    warren_error *err);
 
+/* Locks as broker objects: an exclusive queue `name` on this connection,
+ * gone when the connection dies. Declared on a second channel, because the
+ * broker answers "held by another connection" (405) by closing the
+ * channel, and channel 1's unacked deliveries must survive that.
+ * expires_ms > 0 also ends the lock after that long (x-expires).
+ * WARREN_OK: taken; WARREN_EEXIST: another connection holds it. */
+warren_status warren__conn_lock(struct warren_conn *c, const char *name, long long expires_ms,
+                                warren_error *err);
+/* Releases a lock taken with warren__conn_lock (deletes the queue). */
+warren_status warren__conn_unlock(struct warren_conn *c, const char *name, warren_error *err);
+
 #endif

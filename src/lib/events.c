@@ -182,6 +182,8 @@ void warren__lifecycle_ran(struct warren_lifecycle *lc, const struct warren_job 
     lc->duration_ms = duration_ms;
     warren_observer_ctx ctx = ctx_of(lc, queue);
     warren__registry_notify_after(lc->reg, job, &ctx, outcome, duration_ms / 1000.0);
+    if (outcome == WARREN_JOB_SNOOZE)
+        return; /* warren__lifecycle_snoozed follows the hand-off */
     if (outcome != WARREN_JOB_OK) {
         warren__lifecycle_failed(lc, job, queue, duration_ms);
         return;
@@ -200,6 +202,25 @@ void warren__lifecycle_retrying(struct warren_lifecycle *lc, const struct warren
     ev.delay_ms = delay_ms >= 0 ? delay_ms : 0;
     emit(lc, &ev, job, queue);
     count(lc, job, queue, WARREN_STATS_RETRIED);
+}
+
+void warren__lifecycle_snoozed(struct warren_lifecycle *lc, const struct warren_job *job,
+                               const char *queue, long long delay_ms, const char *why)
+{
+    struct warren_event ev;
+    event_init(&ev, "snoozed", lc->in_job ? lc->duration_ms : -1, why);
+    ev.delay_ms = delay_ms >= 0 ? delay_ms : 0;
+    emit(lc, &ev, job, queue);
+    count(lc, job, queue, WARREN_STATS_SNOOZED);
+}
+
+void warren__lifecycle_duplicate(struct warren_lifecycle *lc, const struct warren_job *job,
+                                 const char *queue)
+{
+    struct warren_event ev;
+    event_init(&ev, "duplicate", -1, NULL);
+    emit(lc, &ev, job, queue);
+    count(lc, job, queue, WARREN_STATS_DUPLICATE);
 }
 
 void warren__lifecycle_dead(struct warren_lifecycle *lc, const struct warren_job *job,

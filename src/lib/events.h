@@ -111,6 +111,17 @@ void warren__lifecycle_retrying(struct warren_lifecycle *lc, const struct warren
 void warren__lifecycle_dead(struct warren_lifecycle *lc, const struct warren_job *job,
                             const char *queue, const char *reason, const char *error);
 
+/* The job went back to wait in the delay levels for delay_ms, with the
+ * same attempt: its handler snoozed it, or (why = "lock ...") its lock was
+ * taken. `snoozed` event, counted as snoozed; not a failure. */
+void warren__lifecycle_snoozed(struct warren_lifecycle *lc, const struct warren_job *job,
+                               const char *queue, long long delay_ms, const char *why);
+
+/* The job was acked without running: another with its unique key ran
+ * within unique_for. `duplicate` event, counted as duplicate. */
+void warren__lifecycle_duplicate(struct warren_lifecycle *lc, const struct warren_job *job,
+                                 const char *queue);
+
 /* The job was left unacked for redelivery (the hand-off or ack failed):
  * nothing is counted; the job is no longer in flight. */
 void warren__lifecycle_unsettled(struct warren_lifecycle *lc);

@@ -216,7 +216,12 @@ warren_status warren__send_retry(struct warren_conn *c, const char *ns,
     cut_error(error, sizeof error, info->error);
     rc |= warren__delay_routing_key(key, sizeof key, info->delay_s, info->worker);
     rc |= hdrs_set_int(&h, "x-warren-attempt", info->next_attempt);
-    rc |= hdrs_set_str(&h, "x-warren-last-error", error);
+    if (info->error)
+        rc |= hdrs_set_str(&h, "x-warren-last-error", error);
+    if (info->snoozes > 0)
+        rc |= hdrs_set_int(&h, "x-warren-snoozes", info->snoozes);
+    if (info->lock_since_ms >= 0)
+        rc |= hdrs_set_int(&h, "x-warren-lock-since", info->lock_since_ms);
     rc |= set_origin(&h, d);
     warren_status st = WARREN_OK;
     if (rc != 0) {

@@ -37,12 +37,15 @@ struct warren_retry_info {
     const char *worker;
     int next_attempt;
     long long delay_s;       /* whole seconds to wait in the delay levels */
+    int snoozes;             /* > 0: sets x-warren-snoozes */
+    long long lock_since_ms; /* >= 0: sets x-warren-lock-since (0: not waiting) */
     const char *error;
     const char *assigned_id;
 };
 
-/* Publishes the retry copy of `d` (attempt + 1, last error) into the delay
- * levels, addressed to its worker, and waits for the confirm. */
+/* Publishes the retry copy of `d` (x-warren-attempt = next_attempt, last
+ * error) into the delay levels, addressed to its worker, and waits for the
+ * confirm. A snooze is the same with the attempt unchanged. */
 warren_status warren__send_retry(struct warren_conn *c, const char *ns,
                                  const struct warren_conn_delivery *d,
                                  const struct warren_retry_info *info, warren_error *err);

@@ -44,6 +44,7 @@ struct warren_job {
     json_t *args;           /* new reference; the body object */
     json_t *headers;        /* new reference; headers as JSON (for handlers) */
     const char *module;     /* module name, for the log prefix (borrowed) */
+    long long snooze_ms;    /* set by warren_job_snooze */
     char error[WARREN_ERROR_TEXT_MAX];
 };
 

@@ -183,6 +183,12 @@ warren_outcome warren_job_fail(warren_job *job, const char *fmt, ...)
     return WARREN_JOB_FAIL;
 }
 
+warren_outcome warren_job_snooze(warren_job *job, long long delay_ms)
+{
+    job->snooze_ms = delay_ms < 0 ? 0 : delay_ms;
+    return WARREN_JOB_SNOOZE;
+}
+
 const char *warren_job_error(const warren_job *job)
 {
     return job->error;

@@ -434,6 +434,7 @@ warren_outcome warren__registry_run(const struct warren_worker_entry *entry, str
     warren_outcome out = entry->handler(job, entry->user);
     switch (out) {
     case WARREN_JOB_OK:
+    case WARREN_JOB_SNOOZE:
         job->error[0] = '\0';
         return out;
     case WARREN_JOB_RETRY:

@@ -20,7 +20,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "int atomics must be lock-free");
 #define OVERFLOW_INDEX TABLE_CAP
 #define QUEUE_MAX 65
 #define WORKER_MAX 129
-#define N_OUTCOMES 4
+#define N_OUTCOMES 6
 #define N_BUCKETS 15 /* 14 bounds and +Inf */
 #define CLAIM_SPINS (1u << 20)
 
@@ -37,7 +37,7 @@ static const char *const bucket_le[N_BUCKETS] = {
     "2.5",   "5",    "10",    "30",   "60",  "300",  "+Inf",
 };
 static const char *const outcome_names[N_OUTCOMES] = {"succeeded", "retried", "dead",
-                                                      "crashed"};
+                                                      "crashed",   "snoozed", "duplicate"};
 
 enum { SERIES_EMPTY = 0, SERIES_CLAIMED = 1, SERIES_READY = 2 };
 

@@ -45,6 +45,8 @@ enum warren_stats_outcome {
     WARREN_STATS_RETRIED = 1,
     WARREN_STATS_DEAD = 2,
     WARREN_STATS_CRASHED = 3,
+    WARREN_STATS_SNOOZED = 4,   /* went back to wait, not a failure */
+    WARREN_STATS_DUPLICATE = 5, /* acked unrun: unique_by within unique_for */
 };
 
 /* A process's handle on the shared statistics. The handle itself is

@@ -24,29 +24,12 @@
 #include "stats.h"
 #include "topology.h"
 #include "warrend.h"
+#include "worker.h"
 
 #define POLL_MS 200
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 
-struct worker {
-    struct warren_config *cfg;
-    int slot;                 /* 1-based, for logs */
-    struct warren_board *board;
-    int board_slot;
-    struct warren_stats *stats;
-    struct warren_lifecycle lc; /* events, observers, statistics */
-    struct guard *guard;
-    long long jobs_done;
-    int recycle;              /* replace this process after the current job */
-    warren_registry *reg;
-    struct warren_modules *mods;
-    struct warren_conn *conn;
-    char **urls;
-    size_t n_urls;
-    char jobs_exchange[WARREN_AMQP_NAME_MAX];
-    char delay_prefix[WARREN_AMQP_NAME_MAX]; /* "<ns>.delay." */
-};
 
 static long long mono_ms(void)
 {
@@ -91,7 +74,7 @@ static void log_job(warren_log_level level, const char *msgid, const struct warr
 /* Parks the delivery in its queue's dead letters, then acks it. A refusal
  * is retried once as rejected_by_broker; if that is refused too the
  * original stays unacked (the broker keeps it) and we log an error. */
-static warren_status park(struct worker *w, struct warren_conn_delivery *d,
+warren_status warrend_park(struct worker *w, struct warren_conn_delivery *d,
                           const struct warren_job *job, enum warren_dead_reason reason,
                           const char *error, int attempts)
 {
@@ -125,20 +108,32 @@ static warren_status park(struct worker *w, struct warren_conn_delivery *d,
     return warren__conn_ack(w->conn, d->delivery_tag, &err);
 }
 
-static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery *d,
+long long warrend_header_int(const amqp_basic_properties_t *p, const char *name, long long dflt)
+{
+    long long v;
+    const amqp_table_entry_t *e = NULL;
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+        e = warren__table_find(&p->headers, name);
+    return e && warren__field_int(&e->value, &v) == 0 ? v : dflt;
+}
+
+warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_delivery *d,
                                    struct warren_job *job)
 {
     if (job->attempt >= job->max_attempts) {
         char why[WARREN_ERROR_TEXT_MAX + 64];
         snprintf(why, sizeof why, "attempt %d of %d failed: %s", job->attempt,
                  job->max_attempts, job->error);
-        return park(w, d, job, WARREN_DEAD_MAX_ATTEMPTS, why, job->attempt);
+        return warrend_park(w, d, job, WARREN_DEAD_MAX_ATTEMPTS, why, job->attempt);
     }
     const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
     long long delay_ms = warren__backoff_ms(&wc->retry, job->attempt, (double)rand() / RAND_MAX);
+    /* A retry starts any lock wait afresh. */
+    long long lock_since =
+        warrend_header_int(&d->message.properties, "x-warren-lock-since", -1) > 0 ? 0 : -1;
     struct warren_retry_info info = {job->worker, job->attempt + 1,
-                                     warren__backoff_seconds(delay_ms), job->error,
-                                     job->id_assigned ? job->id : NULL};
+                                     warren__backoff_seconds(delay_ms), 0, lock_since,
+                                     job->error, job->id_assigned ? job->id : NULL};
     warren_error err;
     warren_error_clear(&err);
     warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, &info, &err);
@@ -150,7 +145,7 @@ static warren_status retry_or_park(struct worker *w, struct warren_conn_delivery
     if (st == WARREN_ENACK) {
         char why[2 * WARREN_ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "retry copy refused: %s; was: %s", err.text, job->error);
-        return park(w, d, job, WARREN_DEAD_REJECTED_BY_BROKER, why, job->attempt);
+        return warrend_park(w, d, job, WARREN_DEAD_REJECTED_BY_BROKER, why, job->attempt);
     }
     if (st != WARREN_OK) {
         warren__lifecycle_unsettled(&w->lc);
@@ -167,14 +162,6 @@ static void completed_key(const struct warren_job *job, char *buf, size_t size)
     snprintf(buf, size, "%s#%d", job->id, job->attempt);
 }
 
-static long long header_int(const amqp_basic_properties_t *p, const char *name, long long dflt)
-{
-    long long v;
-    const amqp_table_entry_t *e = NULL;
-    if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
-        e = warren__table_find(&p->headers, name);
-    return e && warren__field_int(&e->value, &v) == 0 ? v : dflt;
-}
 
 /* A redelivered job is acked unrun when this host completed it (its ack
  * was lost with the connection), and parked as `crashed` when it keeps
@@ -195,7 +182,7 @@ static int screen_redelivery(struct worker *w, struct warren_conn_delivery *d,
     }
     int sig = 0;
     int crashes = warren__board_crashes(w->board, job->id, &sig);
-    long long deliveries = header_int(&d->message.properties, "x-delivery-count", 0);
+    long long deliveries = warrend_header_int(&d->message.properties, "x-delivery-count", 0);
     char why[256];
     if (crashes >= w->cfg->max_crashes) {
         snprintf(why, sizeof why, "crashed its worker process %d times (last: signal %d, %s)",
@@ -206,7 +193,7 @@ static int screen_redelivery(struct worker *w, struct warren_conn_delivery *d,
     } else {
         return 0;
     }
-    *st = park(w, d, job, WARREN_DEAD_CRASHED, why, job->attempt);
+    *st = warrend_park(w, d, job, WARREN_DEAD_CRASHED, why, job->attempt);
     return 1;
 }
 
@@ -229,7 +216,7 @@ static void on_time_limit(void *ctx)
              warren__format_duration(r->limit_ms, limit, sizeof limit));
     log_job(WARREN_LOG_WARN, "job.failed", &copy, "timed_out", r->limit_ms, copy.error);
     warren__lifecycle_failed(&r->w->lc, &copy, r->d->consumer_tag, r->limit_ms);
-    if (retry_or_park(r->w, r->d, &copy) == WARREN_OK)
+    if (warrend_retry_or_park(r->w, r->d, &copy) == WARREN_OK)
         warren__board_job_end(r->w->board, r->w->board_slot, copy.id, 0);
     fflush(NULL);
     _exit(WORKER_EXIT_RECYCLE);
@@ -268,6 +255,9 @@ static warren_outcome run_guarded(struct worker *w, struct warren_conn_delivery 
     return outcome;
 }
 
+static warren_status settle(struct worker *w, struct warren_conn_delivery *d,
+                            struct warren_job *job, warren_outcome outcome, long long dt);
+
 static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
                              struct warren_job *job)
 {
@@ -279,26 +269,37 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
         char why[512];
         snprintf(why, sizeof why, "no handler registered for worker '%s' on host %s",
                  job->worker, w->cfg->host_name);
-        return park(w, d, job, WARREN_DEAD_UNKNOWN_WORKER, why, job->attempt);
+        return warrend_park(w, d, job, WARREN_DEAD_UNKNOWN_WORKER, why, job->attempt);
     }
     warren_error verr;
     warren_error_clear(&verr);
     if (warren_registry_validate(w->reg, job->worker, job->args, &verr) != WARREN_OK)
-        return park(w, d, job, WARREN_DEAD_INVALID_ARGS, verr.text, job->attempt);
+        return warrend_park(w, d, job, WARREN_DEAD_INVALID_ARGS, verr.text, job->attempt);
 
     const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
     if (job->max_attempts <= 0)
         job->max_attempts = wc->retry.max_attempts;
     job->module = entry->module;
 
+    struct held_keys held;
+    if (warrend_take_keys(w, d, job, wc, &held, &st))
+        return st;
     if (wc->rate_limit > 0)
         wait_for_rate(w, job, wc->rate_limit);
     warren__lifecycle_started(&w->lc, job, d->consumer_tag);
     long long t0 = mono_ms();
     warren_outcome outcome = run_guarded(w, d, entry, job, wc->time_limit_ms);
     long long dt = mono_ms() - t0;
+    warrend_release_keys(w, &held);
     warren__lifecycle_ran(&w->lc, job, d->consumer_tag, outcome, dt);
     w->jobs_done++;
+    return settle(w, d, job, outcome, dt);
+}
+
+/* What follows a run: the ack, a snooze, a retry or a dead letter. */
+static warren_status settle(struct worker *w, struct warren_conn_delivery *d,
+                            struct warren_job *job, warren_outcome outcome, long long dt)
+{
     char key[300];
     completed_key(job, key, sizeof key);
     if (outcome == WARREN_JOB_OK) {
@@ -311,11 +312,13 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
         return warren__conn_ack(w->conn, d->delivery_tag, &err);
     }
     warren__board_job_end(w->board, w->board_slot, key, 0);
+    if (outcome == WARREN_JOB_SNOOZE)
+        return warrend_snooze(w, d, job, job->snooze_ms, 1, -1, "its handler snoozed it");
     int last = outcome == WARREN_JOB_FAIL || job->attempt >= job->max_attempts;
     log_job(WARREN_LOG_WARN, "job.failed", job, last ? "failed" : "retrying", dt, job->error);
     if (outcome == WARREN_JOB_FAIL)
-        return park(w, d, job, WARREN_DEAD_PERMANENT_FAILURE, job->error, job->attempt);
-    return retry_or_park(w, d, job);
+        return warrend_park(w, d, job, WARREN_DEAD_PERMANENT_FAILURE, job->error, job->attempt);
+    return warrend_retry_or_park(w, d, job);
 }
 
 /* Whether this process should make way for a fresh one after its job:
@@ -377,7 +380,7 @@ static warren_status handle_delivery(struct worker *w, struct warren_conn_delive
                            sizeof why);
     warren_status st;
     if (reason != WARREN_DEAD_NONE)
-        st = park(w, d, &job, reason, why, job.attempt > 0 ? job.attempt : 1);
+        st = warrend_park(w, d, &job, reason, why, job.attempt > 0 ? job.attempt : 1);
     else
         st = run_job(w, d, &job);
     warren__job_clear(&job);
