@@ -17,12 +17,28 @@ typedef struct warren_producer warren_producer;
 
 /* How to reach the broker. `urls` is a comma-separated list tried in turn;
  * NULL means WARREN_URL from the environment, else
- * amqp://guest:guest@127.0.0.1:5672/. `namespace_` NULL means "warren". */
+ * amqp://guest:guest@127.0.0.1:5672/. `namespace_` NULL means "warren".
+ *
+ * Security (all optional; zeroed means off or the safe default):
+ * `signing_key_file` makes every job carry x-warren-signature (HMAC-SHA256,
+ * see docs/security.md); the key is read once, at create. `password_file`
+ * replaces the URLs' password with the file's first line. For amqps://
+ * URLs the broker's certificate is verified against `tls_ca_cert` (NULL:
+ * the system's CAs) and must name the URL's host; `tls_cert` + `tls_key`
+ * present a client certificate. The tls_no_verify_* switches turn the
+ * checks off (tests only). */
 typedef struct warren_producer_opts {
     const char *urls;
     const char *namespace_;
     int heartbeat;        /* seconds, 0: 30 */
     unsigned window;      /* outstanding confirms in batches, 0: 256 */
+    const char *signing_key_file;
+    const char *password_file;
+    const char *tls_ca_cert;
+    const char *tls_cert;
+    const char *tls_key;
+    int tls_no_verify_peer;
+    int tls_no_verify_hostname;
 } warren_producer_opts;
 
 /* Per-job options; zeroed means defaults. */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli.h"
 #include "config.h"
+#include "signature.h"
 
 static void usage(FILE *to)
 {
@@ -16,6 +17,31 @@ static void usage(FILE *to)
 static int is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void print_line(const char *text, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", text);
+}
+
+/* Secrets others can read, and a signing key the host could not load.
+ * Both are warnings: the files may exist only where the host runs. */
+static void check_secrets(const struct warren_config *cfg)
+{
+    char path[4096];
+    struct warren_sig_key *key = NULL;
+    warren_error err;
+
+    warren__secret_warnings(cfg, print_line, NULL);
+    if (!cfg->signing_key_file ||
+        !warren__config_path(cfg, cfg->signing_key_file, path, sizeof path))
+        return;
+    warren_error_clear(&err);
+    if (warren__sig_key_load(&key, path, &err) != WARREN_OK)
+        fprintf(stderr, "%s: warning: security.signing_key_file: %s (warrend will not start)\n",
+                cfg->path, err.text);
+    warren__sig_key_free(key);
 }
 
 static int check(const char *path)
@@ -32,6 +58,8 @@ static int check(const char *path)
         fprintf(stderr, "%s\n", diag.errors[i]);
     for (size_t i = 0; i < diag.n_warnings; i++)
         fprintf(stderr, "%s\n", diag.warnings[i]);
+    if (st == WARREN_OK)
+        check_secrets(&cfg);
     /* Out of memory leaves no notes: say so rather than exit silently. */
     if (st != WARREN_OK && diag.n_errors == 0)
         fprintf(stderr, "warren: %s\n", warren_error_format(&err, text, sizeof text));

@@ -1,10 +1,13 @@
 /* `warren publish WORKER [ARGS_JSON|-] [options]`: publishes jobs through
- * the public producer API and prints each confirmed id. */
+ * the public producer API and prints each confirmed id. With -c, the
+ * config's security.signing_key_file signs every job, and
+ * broker.password_file and broker.tls apply to the connection. */
 #include <stdlib.h>
 #include <string.h>
 #include <warren/warren.h>
 #include "cli.h"
 #include "common.h"
+#include "signature.h"
 
 struct publish_args {
     const char *worker;
@@ -18,7 +21,9 @@ static void usage(FILE *to)
             "usage: warren publish WORKER [ARGS_JSON|-] [--priority N] [--delay DURATION]\n"
             "                      [--max-attempts N] [--id ID] [-c CONFIG | --url URL]\n"
             "  ARGS_JSON   the job's arguments, a JSON object (default {})\n"
-            "  -           read one job's arguments per non-blank line of stdin\n");
+            "  -           read one job's arguments per non-blank line of stdin\n"
+            "  -c CONFIG   its broker.urls, broker.password_file and broker.tls, and\n"
+            "              security.signing_key_file to sign every job\n");
 }
 
 static int parse_option(struct publish_args *pa, int argc, char **argv, int *i)
@@ -210,6 +215,60 @@ static int publish_one(warren_producer *p, const struct publish_args *pa, json_t
     return 0;
 }
 
+/* `ps` shows a process's arguments to every user: once --url is copied,
+ * its password is blanked in argv (the copy is what gets used). */
+static char *hide_url_password(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (!ctx->url)
+        return NULL;
+    char *copy = strdup(ctx->url);
+    if (!copy)
+        return NULL;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i] != ctx->url)
+            continue;
+        char *scheme = strstr(argv[i], "://");
+        char *at = strrchr(argv[i], '@');
+        char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+        if (colon && at && colon < at)
+            memset(colon + 1, 'x', (size_t)(at - colon - 1));
+    }
+    ctx->url = copy;
+    return copy;
+}
+
+static void print_warning(const char *text, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", text);
+}
+
+static int create_producer(warren_producer **p, struct cli_ctx *ctx, const char *urls)
+{
+    const struct warren_config *cfg = &ctx->cfg;
+    if (ctx->config_path) {
+        if (warren__config_resolve_secret_paths(&ctx->cfg) != WARREN_OK)
+            return 1;
+        warren__secret_warnings(cfg, print_warning, NULL);
+    }
+    warren_producer_opts po = {urls, cfg->namespace_, cfg->heartbeat, 0};
+    po.signing_key_file = cfg->signing_key_file;
+    po.password_file = cfg->password_file;
+    po.tls_ca_cert = cfg->tls.ca_cert;
+    po.tls_cert = cfg->tls.cert;
+    po.tls_key = cfg->tls.key;
+    po.tls_no_verify_peer = !cfg->tls.verify_peer;
+    po.tls_no_verify_hostname = !cfg->tls.verify_hostname;
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = warren_producer_create(p, &po, &err);
+    if (st != WARREN_OK) {
+        cli_error("publish", &err);
+        return st == WARREN_EINVAL || st == WARREN_ECONFIG ? 2 : 1;
+    }
+    return 0;
+}
+
 int warren__cli_publish(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -225,30 +284,26 @@ int warren__cli_publish(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    char *url_copy = hide_url_password(&ctx, argc, argv);
     json_t *args = NULL;
     int from_stdin = pa.args && !strcmp(pa.args, "-");
     if (!from_stdin) {
         args = pa.args ? parse_object(pa.args, NULL, 0) : json_object();
-        if (!args)
+        if (!args) {
+            free(url_copy);
             return 2;
+        }
     }
     int rc = cli_load(&ctx);
     char *urls = rc == 0 ? cli_urls(&ctx) : NULL;
     warren_producer *p = NULL;
-    if (rc == 0) {
-        warren_producer_opts po = {urls, ctx.cfg.namespace_, ctx.cfg.heartbeat, 0};
-        warren_error err;
-        warren_error_clear(&err);
-        warren_status st = warren_producer_create(&p, &po, &err);
-        if (st != WARREN_OK) {
-            cli_error("publish", &err);
-            rc = st == WARREN_EINVAL ? 2 : 1;
-        }
-    }
+    if (rc == 0)
+        rc = create_producer(&p, &ctx, urls);
     if (rc == 0)
         rc = from_stdin ? publish_batch(p, &pa) : publish_one(p, &pa, args);
     warren_producer_destroy(p);
     free(urls);
+    free(url_copy);
     json_decref(args);
     cli_free(&ctx);
     return rc;

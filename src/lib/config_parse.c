@@ -292,7 +292,11 @@ static void parse_strings(struct cfg_ctx *c, const struct cfg_key *k, const conf
             c->oom = bad = 1;
     }
     if (bad || n == 0) {
-        warren__cfg_free_strv(v);
+        /* A bad entry leaves a NULL hole that would stop a strv free
+         * early: free every slot. */
+        for (int i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
         v = NULL;
         if (bad)
             return;
@@ -589,9 +593,14 @@ static void entry_path(char *out, size_t size, const char *list_path, const conf
 static void check_duplicate(struct cfg_ctx *c, const config_setting_t *e, const char *path,
                             const struct cfg_list *ls, const char *array, size_t index)
 {
-    const char *name = array + index * ls->size + ls->name_off;
+    const char *name;
 
-    if (ls->name_off == SIZE_MAX || !name[0])
+    /* SIZE_MAX means the entries have no name: no pointer may be made
+     * from it (the sum would wrap). */
+    if (ls->name_off == SIZE_MAX)
+        return;
+    name = array + index * ls->size + ls->name_off;
+    if (!name[0])
         return;
     for (size_t j = 0; j < index; j++) {
         const char *other = array + j * ls->size;
