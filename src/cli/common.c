@@ -4,6 +4,7 @@
 #include <string.h>
 #include <warren/log.h>
 #include "common.h"
+#include "signature.h"
 
 #define DEFAULT_URL "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -44,6 +45,8 @@ int cli_load(struct cli_ctx *ctx)
         fprintf(stderr, "%s\n", warren_error_format(&err, buf, sizeof buf));
     }
     warren__config_diag_free(&diag);
+    if (st == WARREN_OK)
+        st = warren__config_resolve_secret_paths(&ctx->cfg);
     if (st == WARREN_OK)
         warren_log_setup(ctx->cfg.log_level, WARREN_LOG_TEXT, "cli");
     return st == WARREN_OK ? 0 : 2;

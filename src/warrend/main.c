@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <warren/warren.h>
 #include "conn.h"
+#include "signature.h"
 #include "warrend.h"
 
 static void usage(FILE *to)
@@ -75,6 +76,14 @@ int main(int argc, char **argv)
     }
     warren_log_setup(cfg->log_level, cfg->log_format, "supervisor");
     log_start(cfg);
+    warren_error serr;
+    warren_error_clear(&serr);
+    if (warren__security_preflight(cfg, &serr) != WARREN_OK) {
+        fprintf(stderr, "warrend: %s\n", serr.text);
+        warren__config_free(cfg);
+        free(cfg);
+        return 2;
+    }
     int rc = warrend_preflight(cfg);
     if (rc != 0) {
         warren__config_free(cfg);

@@ -14,6 +14,7 @@
 #include "board.h"
 #include "http.h"
 #include "scheduler.h"
+#include "signature.h"
 #include "stats.h"
 #include "warrend.h"
 
@@ -281,6 +282,13 @@ static void reload(struct supervisor *s)
         return;
     }
     warren__config_diag_free(&diag);
+    if (warren__security_preflight(next, &err) != WARREN_OK) {
+        warren_log_write(WARREN_LOG_ERROR, "config.reload", NULL,
+                         "reload refused: %s; keeping the running configuration", err.text);
+        warren__config_free(next);
+        free(next);
+        return;
+    }
     if (warrend_preflight(next) != 0) {
         warren_log_write(WARREN_LOG_ERROR, "config.reload", NULL,
                          "reload refused: a module does not load; keeping the running "

@@ -21,6 +21,7 @@
 #include "handoff.h"
 #include "job.h"
 #include "registry_internal.h"
+#include "signature.h"
 #include "stats.h"
 #include "topology.h"
 #include "warrend.h"
@@ -378,6 +379,15 @@ static warren_status handle_delivery(struct worker *w, struct warren_conn_delive
     enum warren_dead_reason reason =
         warren__job_decode(&job, &in, w->jobs_exchange, (size_t)w->cfg->max_message_bytes, why,
                            sizeof why);
+    if (reason == WARREN_DEAD_NONE) {
+        const char *refusal = warren__signature_refusal(
+            w->sig_key, w->cfg->require_signature, job.worker, &d->message.properties,
+            d->message.body.bytes, d->message.body.len);
+        if (refusal) {
+            reason = WARREN_DEAD_BAD_SIGNATURE;
+            snprintf(why, sizeof why, "%s", refusal);
+        }
+    }
     warren_status st;
     if (reason != WARREN_DEAD_NONE)
         st = warrend_park(w, d, &job, reason, why, job.attempt > 0 ? job.attempt : 1);
@@ -523,6 +533,14 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
 
     int rc = load_modules(&w);
     w.lc.reg = w.reg; /* observers, and which workers are known */
+    if (rc == WORKER_EXIT_OK && cfg->signing_key_file) {
+        warren_error err;
+        warren_error_clear(&err);
+        if (warren__sig_key_load(&w.sig_key, cfg->signing_key_file, &err) != WARREN_OK) {
+            warren_log_write(WARREN_LOG_ERROR, "security.key", NULL, "%s", err.text);
+            rc = WORKER_EXIT_CONFIG;
+        }
+    }
     if (rc == WORKER_EXIT_OK) {
         w.guard = guard_create();
         rc = w.guard ? serve(&w) : WORKER_EXIT_ERROR;
@@ -530,6 +548,7 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
             rc = WORKER_EXIT_RECYCLE;
         guard_destroy(w.guard);
     }
+    warren__sig_key_free(w.sig_key);
     warren__modules_unload(w.mods);
     warren_registry_destroy(w.reg);
     return rc;

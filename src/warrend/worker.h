@@ -12,6 +12,7 @@
 #include "topology.h"
 
 struct guard;
+struct warren_sig_key;
 struct warren_board;
 struct warren_stats;
 
@@ -32,6 +33,7 @@ struct worker {
     size_t n_urls;
     char jobs_exchange[WARREN_AMQP_NAME_MAX];
     char delay_prefix[WARREN_AMQP_NAME_MAX]; /* "<ns>.delay." */
+    struct warren_sig_key *sig_key; /* NULL: signatures are not checked */
 };
 
 /* Parks the delivery in its queue's dead letters (confirmed), then acks it.
