@@ -6,12 +6,19 @@
  * Batches are pipelined: up to `window` publishes are outstanding before
  * the producer waits for the oldest confirms. With a signing key every
  * job carries x-warren-signature over the exact properties and body that
- * go out (signature.h), so the key never leaves this process. */
+ * go out (signature.h), so the key never leaves this process.
+ *
+ * A lost connection does not lose a job: the producer reconnects (each URL
+ * in turn, backoff 0.1 s doubling, about 25 s in all) and publishes again
+ * whatever was not confirmed, with the same message ids. A job whose
+ * confirm was lost may so reach the broker twice (at-least-once), never
+ * zero times; hosts see the same id both times. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <warren/producer.h>
+#include <warren/log.h>
 #include <warren/registry.h>
 #include "config.h"
 #include "conn.h"
@@ -21,6 +28,7 @@
 
 #define DEFAULT_URL "amqp://guest:guest@127.0.0.1:5672/"
 #define CONFIRM_TIMEOUT_MS 30000
+#define RECONNECT_TRIES 8
 
 struct warren_producer {
     struct warren_conn *conn;
@@ -29,6 +37,12 @@ struct warren_producer {
     unsigned window;
     int delay_ready; /* the delay levels are known to exist */
     struct warren_sig_key *key; /* NULL: jobs go unsigned */
+    /* what reconnecting needs, copied from the options */
+    char **urls;
+    size_t n_urls;
+    int heartbeat;
+    char *password_file;
+    struct warren_tls_conf tls;
 };
 
 static const char *pick_urls(const warren_producer_opts *opts)
@@ -39,6 +53,62 @@ static const char *pick_urls(const warren_producer_opts *opts)
     if (env && env[0])
         return env;
     return DEFAULT_URL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Copies what a reconnect needs: the caller's strings may be gone by then. */
+static warren_status keep_settings(warren_producer *p, const warren_producer_opts *opts,
+                                   warren_error *err)
+{
+    p->urls = warren__url_list(pick_urls(opts), &p->n_urls);
+    p->heartbeat = opts && opts->heartbeat ? opts->heartbeat : 30;
+    p->password_file = dup_or_null(opts ? opts->password_file : NULL);
+    p->tls.ca_cert = dup_or_null(opts ? opts->tls_ca_cert : NULL);
+    p->tls.cert = dup_or_null(opts ? opts->tls_cert : NULL);
+    p->tls.key = dup_or_null(opts ? opts->tls_key : NULL);
+    p->tls.verify_peer = !(opts && opts->tls_no_verify_peer);
+    p->tls.verify_hostname = !(opts && opts->tls_no_verify_hostname);
+    if (!p->urls || (opts && opts->password_file && !p->password_file))
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    return WARREN_OK;
+}
+
+static warren_status producer_connect(warren_producer *p, warren_error *err)
+{
+    struct warren_conn_opts co = {p->heartbeat, p->password_file, &p->tls, "warren producer"};
+    warren_status st = warren__conn_open(&p->conn, p->urls, p->n_urls, &co, err);
+    if (st == WARREN_OK)
+        st = warren__topology_declare_base(p->conn, p->ns, 0, NULL, NULL, err);
+    p->delay_ready = 0;
+    return st;
+}
+
+/* Whether a failed publish may succeed on a new connection. A broker's
+ * refusal (nack) or bad input will not. */
+static int worth_retrying(const warren_producer *p, warren_status st)
+{
+    return st == WARREN_ETIMEDOUT || st == WARREN_ECONNECT || (p->conn && warren__conn_broken(p->conn));
+}
+
+static warren_status reconnect(warren_producer *p, int attempt, warren_error *err)
+{
+    warren_log_write(WARREN_LOG_WARN, "producer.reconnect", NULL,
+                     "%s; reconnecting (try %d of %d) to publish again what was not confirmed",
+                     err && err->text[0] ? err->text : "connection lost", attempt + 1,
+                     RECONNECT_TRIES);
+    warren__conn_close(p->conn);
+    p->conn = NULL;
+    struct timespec ts = {0, 0};
+    long long ms = 100LL << attempt;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    warren_error_clear(err);
+    return producer_connect(p, err);
 }
 
 warren_status warren_producer_create(warren_producer **out, const warren_producer_opts *opts,
@@ -60,28 +130,9 @@ warren_status warren_producer_create(warren_producer **out, const warren_produce
             return st;
         }
     }
-    size_t n = 0;
-    char **urls = warren__url_list(pick_urls(opts), &n);
-    if (!urls) {
-        warren_producer_destroy(p);
-        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
-    }
-    /* conn.c only reads the TLS paths; the struct is shared with the
-     * config, whose strings are its own. */
-    struct warren_tls_conf tls = {0};
-    if (opts) {
-        tls.ca_cert = (char *)opts->tls_ca_cert;
-        tls.cert = (char *)opts->tls_cert;
-        tls.key = (char *)opts->tls_key;
-    }
-    tls.verify_peer = !(opts && opts->tls_no_verify_peer);
-    tls.verify_hostname = !(opts && opts->tls_no_verify_hostname);
-    struct warren_conn_opts co = {opts && opts->heartbeat ? opts->heartbeat : 30,
-                                  opts ? opts->password_file : NULL, &tls, "warren producer"};
-    warren_status st = warren__conn_open(&p->conn, urls, n, &co, err);
-    warren__strv_free(urls);
+    warren_status st = keep_settings(p, opts, err);
     if (st == WARREN_OK)
-        st = warren__topology_declare_base(p->conn, p->ns, 0, NULL, NULL, err);
+        st = producer_connect(p, err);
     if (st != WARREN_OK) {
         warren_producer_destroy(p);
         return st;
@@ -96,6 +147,11 @@ void warren_producer_destroy(warren_producer *p)
         return;
     warren__conn_close(p->conn);
     warren__sig_key_free(p->key);
+    warren__strv_free(p->urls);
+    free(p->password_file);
+    free(p->tls.ca_cert);
+    free(p->tls.cert);
+    free(p->tls.key);
     free(p);
 }
 
@@ -209,41 +265,81 @@ warren_status warren_publish(warren_producer *p, const char *worker, json_t *arg
                              const warren_publish_opts *opts, char *id_out, size_t id_size,
                              warren_error *err)
 {
+    /* The id is chosen once, so a publish repeated after a reconnect is
+     * the same job. */
     char id[257];
-    uint64_t seq;
-    warren_status st = publish_async(p, worker, args, opts, id, sizeof id, &seq, err);
-    if (st == WARREN_OK)
-        st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
+    warren_publish_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!o.id) {
+        warren_uuid(id);
+        o.id = id;
+    }
+    warren_status st = WARREN_OK;
+    for (int attempt = 0;; attempt++) {
+        uint64_t seq;
+        st = p->conn ? publish_async(p, worker, args, &o, NULL, 0, &seq, err)
+                     : warren_error_set(err, WARREN_ECONNECT, "not connected");
+        if (st == WARREN_OK)
+            st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
+        if (st == WARREN_OK || !worth_retrying(p, st) || attempt == RECONNECT_TRIES)
+            break;
+        reconnect(p, attempt, err);
+    }
     if (st == WARREN_OK && id_out)
-        snprintf(id_out, id_size, "%s", id);
+        snprintf(id_out, id_size, "%s", o.id);
+    return st;
+}
+
+/* Publishes jobs[from..n) keeping at most `window` unconfirmed; *confirmed
+ * advances past every job whose confirm came. */
+static warren_status publish_window(warren_producer *p, warren_batch_job *jobs, size_t from,
+                                    size_t n, size_t *confirmed, warren_error *err)
+{
+    warren_status st = WARREN_OK;
+    uint64_t first_seq = 0, seq = 0;
+    for (size_t i = from; i < n && st == WARREN_OK; i++) {
+        warren_publish_opts o = jobs[i].opts;
+        o.id = jobs[i].id;
+        st = publish_async(p, jobs[i].worker, jobs[i].args, &o, NULL, 0, &seq, err);
+        if (i == from)
+            first_seq = seq;
+        /* Keep at most `window` unconfirmed: wait for the oldest half. */
+        if (st == WARREN_OK && i + 1 - *confirmed >= p->window) {
+            size_t upto = *confirmed + (p->window > 1 ? p->window / 2 : 1);
+            st = warren__conn_wait_confirms(p->conn, first_seq + (upto - from) - 1,
+                                            CONFIRM_TIMEOUT_MS, err);
+            if (st == WARREN_OK)
+                *confirmed = upto;
+        }
+    }
+    if (st == WARREN_OK && n > *confirmed) {
+        st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
+        if (st == WARREN_OK)
+            *confirmed = n;
+    }
     return st;
 }
 
 warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, size_t n,
                                    size_t *n_confirmed, warren_error *err)
 {
+    /* Ids are fixed before anything goes out, so jobs published again
+     * after a reconnect keep theirs. */
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].opts.id)
+            snprintf(jobs[i].id, sizeof jobs[i].id, "%s", jobs[i].opts.id);
+        else
+            warren_uuid(jobs[i].id);
+    }
     size_t confirmed = 0;
     warren_status st = WARREN_OK;
-    uint64_t first_seq = 0, seq = 0;
-    for (size_t i = 0; i < n && st == WARREN_OK; i++) {
-        st = publish_async(p, jobs[i].worker, jobs[i].args, &jobs[i].opts, jobs[i].id,
-                           sizeof jobs[i].id, &seq, err);
-        if (i == 0)
-            first_seq = seq;
-        /* Keep at most `window` unconfirmed: wait for the oldest half. */
-        size_t outstanding = i + 1 - confirmed;
-        if (st == WARREN_OK && outstanding >= p->window) {
-            size_t upto = confirmed + (p->window > 1 ? p->window / 2 : 1);
-            st = warren__conn_wait_confirms(p->conn, first_seq + upto - 1, CONFIRM_TIMEOUT_MS,
-                                            err);
-            if (st == WARREN_OK)
-                confirmed = upto;
-        }
-    }
-    if (st == WARREN_OK && n > confirmed) {
-        st = warren__conn_wait_confirms(p->conn, seq, CONFIRM_TIMEOUT_MS, err);
-        if (st == WARREN_OK)
-            confirmed = n;
+    for (int attempt = 0;; attempt++) {
+        st = p->conn ? publish_window(p, jobs, confirmed, n, &confirmed, err)
+                     : warren_error_set(err, WARREN_ECONNECT, "not connected");
+        if (st == WARREN_OK || !worth_retrying(p, st) || attempt == RECONNECT_TRIES)
+            break;
+        reconnect(p, attempt, err);
     }
     if (n_confirmed)
         *n_confirmed = confirmed;
