@@ -2,7 +2,7 @@
  *
  *   diag.echo    logs its arguments and succeeds
  *   diag.noop    does nothing
- *   diag.sleep   {"ms": N} sleeps N milliseconds
+ *   diag.sleep   {"ms": N} sleeps N milliseconds, reporting progress
  *   diag.fail    {"times": N} fails transiently while attempt <= N, then
  *                succeeds; {"permanent": true} fails permanently;
  *                {"always": true} always fails transiently; with none of
@@ -84,7 +84,14 @@ static warren_outcome sleep_run(warren_job *job, void *user)
     if (ms < 0)
         return warren_job_fail(job, "diag.sleep: ms must not be negative (got %lld)",
                                (long long)ms);
-    sleep_ms(ms);
+    /* In slices of 100 ms, reporting progress after each: the host turns
+     * that into `progress` events for the job history. */
+    for (json_int_t done = 0; done < ms;) {
+        json_int_t slice = ms - done < 100 ? ms - done : 100;
+        sleep_ms(slice);
+        done += slice;
+        warren_job_progress(job, done, ms);
+    }
     return WARREN_JOB_OK;
 }
 

@@ -53,6 +53,12 @@ WARREN_EXPORT warren_outcome warren_job_fail(warren_job *job, const char *fmt, .
  * WARREN_JOB_SNOOZE: `return warren_job_snooze(job, 30000);`. */
 WARREN_EXPORT warren_outcome warren_job_snooze(warren_job *job, long long delay_ms);
 
+/* Reports progress of a long job: `done` of `total` units. The host
+ * publishes it as a `progress` event (with events.enabled) at most about
+ * twice a second, so calling it often is cheap. Thread-safe with respect
+ * to the host; call it from the handler's thread. */
+WARREN_EXPORT void warren_job_progress(warren_job *job, long long done, long long total);
+
 /* The error text recorded so far ("" when none). */
 WARREN_EXPORT const char *warren_job_error(const warren_job *job);
 

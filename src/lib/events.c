@@ -53,6 +53,10 @@ char *warren__event_json(const struct warren_event *ev)
         rc |= json_object_set_new(o, "delay_ms", json_integer(ev->delay_ms));
     if (ev->reason)
         rc |= json_object_set_new(o, "reason", json_string(ev->reason));
+    if (ev->total > 0) {
+        rc |= json_object_set_new(o, "done", json_integer(ev->done));
+        rc |= json_object_set_new(o, "total", json_integer(ev->total));
+    }
     char *text = rc == 0 ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return text;
@@ -212,6 +216,16 @@ void warren__lifecycle_snoozed(struct warren_lifecycle *lc, const struct warren_
     ev.delay_ms = delay_ms >= 0 ? delay_ms : 0;
     emit(lc, &ev, job, queue);
     count(lc, job, queue, WARREN_STATS_SNOOZED);
+}
+
+void warren__lifecycle_progress(struct warren_lifecycle *lc, const struct warren_job *job,
+                                const char *queue, long long done, long long total)
+{
+    struct warren_event ev;
+    event_init(&ev, "progress", -1, NULL);
+    ev.done = done;
+    ev.total = total;
+    emit(lc, &ev, job, queue);
 }
 
 void warren__lifecycle_duplicate(struct warren_lifecycle *lc, const struct warren_job *job,

@@ -47,6 +47,7 @@ struct warren_event {
     long long delay_ms;    /* `retrying` only; < 0: left out */
     const char *reason;    /* `dead` only; NULL: left out */
     const char *at;        /* RFC 3339; NULL: now */
+    long long done, total; /* `progress` only; total <= 0: left out */
 };
 
 /* "<ns>.events". */
@@ -121,6 +122,11 @@ void warren__lifecycle_snoozed(struct warren_lifecycle *lc, const struct warren_
  * within unique_for. `duplicate` event, counted as duplicate. */
 void warren__lifecycle_duplicate(struct warren_lifecycle *lc, const struct warren_job *job,
                                  const char *queue);
+
+/* The running job reported progress (done of total): a `progress` event.
+ * Called on whichever thread owns the connection at that moment. */
+void warren__lifecycle_progress(struct warren_lifecycle *lc, const struct warren_job *job,
+                                const char *queue, long long done, long long total);
 
 /* The job was left unacked for redelivery (the hand-off or ack failed):
  * nothing is counted; the job is no longer in flight. */

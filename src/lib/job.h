@@ -45,6 +45,9 @@ struct warren_job {
     json_t *headers;        /* new reference; headers as JSON (for handlers) */
     const char *module;     /* module name, for the log prefix (borrowed) */
     long long snooze_ms;    /* set by warren_job_snooze */
+    /* progress, written by the handler's thread, read by the guard's */
+    _Atomic long long progress_done, progress_total;
+    _Atomic unsigned progress_seq; /* bumped on each report */
     char error[WARREN_ERROR_TEXT_MAX];
 };
 

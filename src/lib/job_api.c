@@ -183,6 +183,13 @@ warren_outcome warren_job_fail(warren_job *job, const char *fmt, ...)
     return WARREN_JOB_FAIL;
 }
 
+void warren_job_progress(warren_job *job, long long done, long long total)
+{
+    job->progress_done = done;
+    job->progress_total = total;
+    job->progress_seq++;
+}
+
 warren_outcome warren_job_snooze(warren_job *job, long long delay_ms)
 {
     job->snooze_ms = delay_ms < 0 ? 0 : delay_ms;

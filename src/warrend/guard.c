@@ -17,8 +17,7 @@ struct guard {
     int pumping;       /* the guard is inside a call on the connection */
     struct warren_conn *conn;
     long long started_ms, deadline_ms;
-    void (*on_timeout)(void *ctx);
-    void *ctx;
+    struct guard_calls calls;
 };
 
 static void wait_until(struct guard *g, long long when_ms)
@@ -37,9 +36,11 @@ static void pump_slice(struct guard *g)
     warren_error_clear(&err);
     /* An error marks the connection broken; the main thread finds out
      * when it next uses it, and reconnects. */
-    if (!warren__conn_broken(conn))
+    if (!warren__conn_broken(conn)) {
         warren__conn_pump(conn, PUMP_SLICE_MS, &err);
-    else {
+        if (g->calls.on_tick)
+            g->calls.on_tick(g->calls.ctx);
+    } else {
         struct timespec ts = {0, PUMP_SLICE_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -55,7 +56,7 @@ static void watch_job(struct guard *g)
         if (g->deadline_ms && now >= g->deadline_ms) {
             g->pumping = 1;
             pthread_mutex_unlock(&g->mu);
-            g->on_timeout(g->ctx); /* does not return */
+            g->calls.on_timeout(g->calls.ctx); /* does not return */
             abort();
         }
         if (now >= g->started_ms + GUARD_PUMP_AFTER_MS) {
@@ -119,14 +120,13 @@ void guard_destroy(struct guard *g)
 }
 
 void guard_enter(struct guard *g, struct warren_conn *conn, long long deadline_ms,
-                 void (*on_timeout)(void *ctx), void *ctx)
+                 const struct guard_calls *calls)
 {
     pthread_mutex_lock(&g->mu);
     g->conn = conn;
     g->started_ms = warren__board_now_ms();
     g->deadline_ms = deadline_ms;
-    g->on_timeout = on_timeout;
-    g->ctx = ctx;
+    g->calls = *calls;
     g->active = 1;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);

@@ -22,11 +22,19 @@ struct guard;
 struct guard *guard_create(void);
 void guard_destroy(struct guard *g);
 
+/* What the guard calls on its own thread: on_timeout at the deadline (it
+ * must not return), on_tick after each slice of looking after the
+ * connection (it may use the connection; may be NULL). */
+struct guard_calls {
+    void (*on_timeout)(void *ctx);
+    void (*on_tick)(void *ctx);
+    void *ctx;
+};
+
 /* A job starts: from now until guard_leave() the guard may use `conn`.
- * deadline_ms (monotonic, 0 = none) triggers on_timeout(ctx), which must
- * not return. */
+ * deadline_ms (monotonic, 0 = none) triggers calls->on_timeout. */
 void guard_enter(struct guard *g, struct warren_conn *conn, long long deadline_ms,
-                 void (*on_timeout)(void *ctx), void *ctx);
+                 const struct guard_calls *calls);
 
 /* The job ended: waits until the guard has let go of the connection. */
 void guard_leave(struct guard *g);

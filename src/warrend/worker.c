@@ -201,9 +201,33 @@ static int screen_redelivery(struct worker *w, struct warren_conn_delivery *d,
 struct running {
     struct worker *w;
     struct warren_conn_delivery *d;
-    const struct warren_job *job;
+    struct warren_job *job;
     long long limit_ms;
+    unsigned progress_sent;     /* progress_seq last published */
+    long long progress_sent_ms; /* when */
 };
+
+#define PROGRESS_EVERY_MS 500
+
+/* Publishes the job's progress when it changed, at most every
+ * PROGRESS_EVERY_MS unless `force`. Runs on whichever thread owns the
+ * connection: the guard's while the handler runs, the main one after. */
+static void report_progress(struct running *r, int force)
+{
+    unsigned seq = r->job->progress_seq;
+    long long now = mono_ms();
+    if (seq == r->progress_sent || (!force && now - r->progress_sent_ms < PROGRESS_EVERY_MS))
+        return;
+    r->progress_sent = seq;
+    r->progress_sent_ms = now;
+    warren__lifecycle_progress(&r->w->lc, r->job, r->d->consumer_tag, r->job->progress_done,
+                               r->job->progress_total);
+}
+
+static void on_guard_tick(void *ctx)
+{
+    report_progress(ctx, 0);
+}
 
 /* Runs on the guard's thread when a job overruns its time limit, while the
  * handler still runs: hands the job on as a transient failure, acks it,
@@ -249,10 +273,12 @@ static warren_outcome run_guarded(struct worker *w, struct warren_conn_delivery 
     long long deadline = limit_ms ? now + limit_ms : 0;
     /* The supervisor kills a process whose own guard failed to act. */
     warren__board_job_start(w->board, w->board_slot, job->id, deadline ? deadline + 5000 : 0);
-    struct running r = {w, d, job, limit_ms};
-    guard_enter(w->guard, w->conn, deadline, on_time_limit, &r);
+    struct running r = {w, d, job, limit_ms, 0, 0};
+    struct guard_calls calls = {on_time_limit, on_guard_tick, &r};
+    guard_enter(w->guard, w->conn, deadline, &calls);
     warren_outcome outcome = warren__registry_run(entry, job);
     guard_leave(w->guard);
+    report_progress(&r, 1);
     return outcome;
 }
 

@@ -9,6 +9,7 @@ import http.server
 import json
 import re
 import threading
+import time
 
 import pika
 
@@ -112,6 +113,40 @@ class TestEvents(harness.WarrenTestCase):
         # Nothing else came, and the jobs ended where they should.
         self.assertEqual(harness.get_all(q), [])
         self.assertEqual(harness.queue_count(self.ns + ".default.dead"), 4)
+
+    def test_progress_snoozed_and_duplicate_events(self):
+        host = self.start_host(
+            host={"concurrency": 4}, events={"enabled": True},
+            workers=[{"name": "diag.record", "unique_by": ["k"], "unique_for": "30s"}])
+        host.wait_log(r"worker\.ready", 20)
+        q = self.bind_events()
+        slow = harness.publish_raw(self.ns, "diag.sleep", {"ms": 2500})
+        snoozy = harness.publish_raw(self.ns, "diag.snooze", {"times": 1, "ms": 1000})
+        first = harness.publish_raw(self.ns, "diag.record", {"k": "x", "sleep_ms": 1500})
+        time.sleep(0.5)
+        dup = harness.publish_raw(self.ns, "diag.record", {"k": "x"})
+        ids = [slow, snoozy, first, dup]
+
+        def done(ev):
+            names = {i: [e["event"] for e in ev[i]] for i in ids}
+            return ("succeeded" in names[slow] and names[snoozy].count("succeeded") == 1
+                    and "duplicate" in names[dup] and "succeeded" in names[first])
+
+        events = self.collect(q, ids, done)
+        progress = [e for e in events[slow] if e["event"] == "progress"]
+        print("progress events for a 2.5 s job: %s" % [(e["done"], e["total"]) for e in progress])
+        self.assertGreaterEqual(len(progress), 2)
+        self.assertTrue(all(e["total"] == 2500 for e in progress))
+        self.assertEqual(progress[-1]["done"], 2500)
+        dones = [e["done"] for e in progress]
+        self.assertEqual(dones, sorted(dones))
+        snz = [e["event"] for e in events[snoozy]]
+        self.assertIn("snoozed", snz)
+        self.assertNotIn("failed", snz)
+        snoozed = [e for e in events[snoozy] if e["event"] == "snoozed"][0]
+        self.assertEqual(snoozed["delay_ms"], 1000)
+        self.assertEqual(snoozed["attempt"], 1)
+        self.assertEqual([e["event"] for e in events[dup]], ["duplicate"])
 
     def test_disabled_declares_no_exchange(self):
         host = self.start_host(events={"enabled": False})
