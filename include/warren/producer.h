@@ -39,6 +39,10 @@ typedef struct warren_producer_opts {
     const char *tls_key;
     int tls_no_verify_peer;
     int tls_no_verify_hostname;
+    /* With events on (the config's events.enabled), each confirmed job is
+     * announced as a `queued` event (`scheduled` when delayed) on
+     * <ns>.events, so the job history knows it before a host takes it. */
+    int events;
 } warren_producer_opts;
 
 /* Per-job options; zeroed means defaults. */

@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <warren/producer.h>
 #include <warren/log.h>
 #include <warren/registry.h>
 #include "config.h"
 #include "conn.h"
 #include "delay.h"
+#include "events.h"
 #include "signature.h"
 #include "topology.h"
 
@@ -41,6 +43,8 @@ struct warren_producer {
     char **urls;
     size_t n_urls;
     int heartbeat;
+    int events;
+    char host[256]; /* for the events */
     char *password_file;
     struct warren_tls_conf tls;
 };
@@ -66,6 +70,10 @@ static warren_status keep_settings(warren_producer *p, const warren_producer_opt
 {
     p->urls = warren__url_list(pick_urls(opts), &p->n_urls);
     p->heartbeat = opts && opts->heartbeat ? opts->heartbeat : 30;
+    p->events = opts && opts->events;
+    if (gethostname(p->host, sizeof p->host) != 0)
+        snprintf(p->host, sizeof p->host, "unknown");
+    p->host[sizeof p->host - 1] = '\0';
     p->password_file = dup_or_null(opts ? opts->password_file : NULL);
     p->tls.ca_cert = dup_or_null(opts ? opts->tls_ca_cert : NULL);
     p->tls.cert = dup_or_null(opts ? opts->tls_cert : NULL);
@@ -83,6 +91,8 @@ static warren_status producer_connect(warren_producer *p, warren_error *err)
     warren_status st = warren__conn_open(&p->conn, p->urls, p->n_urls, &co, err);
     if (st == WARREN_OK)
         st = warren__topology_declare_base(p->conn, p->ns, 0, NULL, NULL, err);
+    if (st == WARREN_OK && p->events)
+        st = warren__events_declare(p->conn, p->ns, err);
     p->delay_ready = 0;
     return st;
 }
@@ -261,6 +271,29 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
     return st;
 }
 
+/* Announces a confirmed job to the job history: fire-and-forget, like all
+ * events (events.h). */
+static void announce(warren_producer *p, const char *worker, const char *id,
+                     const warren_publish_opts *opts)
+{
+    if (!p->events || !p->conn)
+        return;
+    long long delay_s = warren__delay_seconds(opts ? opts->delay_ms : 0);
+    struct warren_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.event = delay_s ? "scheduled" : "queued";
+    ev.id = id;
+    ev.worker = worker;
+    ev.queue = "";
+    ev.host = p->host;
+    ev.attempt = 1;
+    ev.duration_ms = -1;
+    ev.delay_ms = delay_s ? delay_s * 1000 : -1;
+    warren_error err;
+    warren_error_clear(&err);
+    warren__event_publish(p->conn, p->ns, &ev, &err);
+}
+
 warren_status warren_publish(warren_producer *p, const char *worker, json_t *args,
                              const warren_publish_opts *opts, char *id_out, size_t id_size,
                              warren_error *err)
@@ -286,6 +319,8 @@ warren_status warren_publish(warren_producer *p, const char *worker, json_t *arg
             break;
         reconnect(p, attempt, err);
     }
+    if (st == WARREN_OK)
+        announce(p, worker, o.id, &o);
     if (st == WARREN_OK && id_out)
         snprintf(id_out, id_size, "%s", o.id);
     return st;
@@ -341,6 +376,8 @@ warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, s
             break;
         reconnect(p, attempt, err);
     }
+    for (size_t i = 0; i < confirmed; i++)
+        announce(p, jobs[i].worker, jobs[i].id, &jobs[i].opts);
     if (n_confirmed)
         *n_confirmed = confirmed;
     return st;

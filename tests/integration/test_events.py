@@ -148,6 +148,26 @@ class TestEvents(harness.WarrenTestCase):
         self.assertEqual(snoozed["attempt"], 1)
         self.assertEqual([e["event"] for e in events[dup]], ["duplicate"])
 
+    def test_cli_publish_announces_queued_and_scheduled(self):
+        conf = self.write_config(name="cli.conf", events={"enabled": True})
+        harness.cli("topology", "-c", conf)
+        ch = harness.channel(confirm=False)
+        ch.exchange_declare(self.ns + ".events", "topic", durable=True)
+        harness.close(ch)
+        q = self.bind_events()
+        rc, out, err = harness.cli("publish", "diag.echo", "{}", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        now_id = out.strip()
+        rc, out, err = harness.cli("publish", "diag.echo", "{}", "--delay", "5s", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        later_id = out.strip()
+        events = self.collect(q, [now_id, later_id],
+                              lambda ev: ev[now_id] and ev[later_id])
+        self.assertEqual(events[now_id][0]["event"], "queued")
+        self.assertEqual(events[later_id][0]["event"], "scheduled")
+        self.assertEqual(events[later_id][0]["delay_ms"], 5000)
+        self.assertEqual(events[now_id][0]["worker"], "diag.echo")
+
     def test_disabled_declares_no_exchange(self):
         host = self.start_host(events={"enabled": False})
         host.wait_log(r"worker\.ready", 20)
