@@ -31,6 +31,8 @@ pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
 # warrend's /metrics and /healthz; the notify module's webhooks.
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# The job history (src/lib/history_sqlite.c) for warren web/job/jobs/report.
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 
 # Where modules are found: the build tree's folder for an uninstalled
 # build, and <libdir>/warren for an installed one.

@@ -2,9 +2,10 @@
  * and `warren job/jobs/report` read.
  *
  * DESIGN: a small interface with one implementation (history_sqlite.c,
- * SQLite in WAL mode); a server database would be a second `struct
- * warren_history_ops`. Writers feed the raw event JSON bodies one at a
- * time between batch_begin and batch_commit (one transaction per batch);
+ * SQLite in WAL mode); a server database would be a second file
+ * implementing these functions (or, with two at once, a table of them).
+ * Writers feed the raw event JSON bodies one at a
+ * time between warren__history_begin and _commit (one transaction per batch);
  * ingest is idempotent (a timeline row is unique per (id, event, attempt,
  * at)), so a batch redelivered after a crash changes nothing, and a job's
  * state comes from its latest event by (attempt, place in the lifecycle),

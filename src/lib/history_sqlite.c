@@ -1,0 +1,776 @@
+/* The job history in SQLite (WAL). See history.h.
+ *
+ * Two tables: `events` (the timeline, one row per distinct (job, event,
+ * attempt, at), so a redelivered event is ignored) and `jobs` (one row per
+ * job, folded from its events). A job's state is set only by an event whose
+ * key, attempt * 8 + its place in the lifecycle, is at least the key of the
+ * event that set the current state, so late or repeated events never move
+ * a job backwards. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include "history.h"
+
+enum { ST_INSERT_EVENT, ST_INSERT_JOB, ST_UPDATE_JOB, ST_UPDATE_STATE, ST_UPDATE_ERROR,
+       ST_UPDATE_PROGRESS, ST_COUNT };
+
+static const char *const statements[ST_COUNT] = {
+    [ST_INSERT_EVENT] =
+        "INSERT OR IGNORE INTO events(job_id, event, attempt, rank, at, at_ms, worker, host,"
+        " duration_ms, error, delay_ms, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    [ST_INSERT_JOB] =
+        "INSERT OR IGNORE INTO jobs(id, worker, queue, state_key, error_key, attempt,"
+        " progress_at, created_ms, updated_ms) VALUES(?1, ?2, ?3, -1, -1, ?4, -1, ?5, ?5)",
+    [ST_UPDATE_JOB] =
+        "UPDATE jobs SET worker = CASE WHEN worker IS NULL OR worker = '' THEN ?2 ELSE worker END,"
+        " queue = CASE WHEN queue IS NULL OR queue = '' THEN ?3 ELSE queue END,"
+        " attempt = MAX(attempt, ?4), created_ms = MIN(created_ms, ?5),"
+        " updated_ms = MAX(updated_ms, ?5), priority = COALESCE(?6, priority),"
+        " args = COALESCE(?7, args) WHERE id = ?1",
+    [ST_UPDATE_STATE] =
+        "UPDATE jobs SET state = ?2, state_key = ?3 WHERE id = ?1 AND state_key <= ?3",
+    [ST_UPDATE_ERROR] =
+        "UPDATE jobs SET error = ?2, error_key = ?3 WHERE id = ?1 AND error_key <= ?3",
+    [ST_UPDATE_PROGRESS] =
+        "UPDATE jobs SET progress_done = ?2, progress_total = ?3, progress_at = ?4"
+        " WHERE id = ?1 AND progress_at <= ?4",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id TEXT PRIMARY KEY, worker TEXT, queue TEXT, state TEXT, state_key INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL, priority INTEGER, args TEXT, error TEXT,"
+    " error_key INTEGER NOT NULL, progress_done INTEGER, progress_total INTEGER,"
+    " progress_at INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated_ms);"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, updated_ms);"
+    "CREATE INDEX IF NOT EXISTS jobs_worker ON jobs(worker, updated_ms);"
+    "CREATE TABLE IF NOT EXISTS events("
+    " job_id TEXT NOT NULL, event TEXT NOT NULL, attempt INTEGER NOT NULL,"
+    " rank INTEGER NOT NULL, at TEXT NOT NULL, at_ms INTEGER NOT NULL, worker TEXT, host TEXT,"
+    " duration_ms INTEGER, error TEXT, delay_ms INTEGER, reason TEXT,"
+    " UNIQUE(job_id, event, attempt, at));"
+    "CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);"
+    "CREATE INDEX IF NOT EXISTS events_worker_at ON events(worker, at_ms);";
+
+struct warren_history {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    struct warren_history_opts opts;
+    int in_batch;
+};
+
+static warren_status db_fail(struct warren_history *h, warren_error *err, const char *what)
+{
+    return warren_error_set(err, WARREN_EIO, "history: %s: %s", what,
+                            h && h->db ? sqlite3_errmsg(h->db) : "cannot open");
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+long long warren__history_parse_time(const char *text)
+{
+    if (!text)
+        return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0, n = 0;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+        return -1;
+    const char *p = text + n;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        for (; digits < 3 && digits > 0; digits++)
+            ms *= 10;
+    }
+    if (strcmp(p, "Z") != 0)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    return (long long)t * 1000 + ms;
+}
+
+const char *warren__history_format_time(long long ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "%s.%03dZ", base, (int)(ms % 1000));
+    return buf;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+warren_status warren__history_open(struct warren_history **out, const char *path,
+                                   const struct warren_history_opts *opts, warren_error *err)
+{
+    *out = NULL;
+    struct warren_history *h = calloc(1, sizeof *h);
+    if (!h)
+        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    if (opts)
+        h->opts = *opts;
+    if (h->opts.max_jobs <= 0)
+        h->opts.max_jobs = WARREN_HISTORY_MAX_JOBS_DEFAULT;
+    int memory = !strcmp(path, ":memory:");
+    if (h->opts.read_only && !memory && access(path, R_OK) != 0) {
+        free(h);
+        return warren_error_set(err, WARREN_ENOTFOUND, "history: no database at %s (is "
+                                "`warren web` running with this config?)", path);
+    }
+    int flags = h->opts.read_only ? SQLITE_OPEN_READONLY
+                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &h->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        warren_status st = warren_error_set(err, WARREN_EIO, "history: open %s: %s", path,
+                                            h->db ? sqlite3_errmsg(h->db) : "out of memory");
+        sqlite3_close(h->db);
+        free(h);
+        return st;
+    }
+    sqlite3_busy_timeout(h->db, 5000);
+    const char *setup = h->opts.read_only
+                            ? "PRAGMA query_only = 1;"
+                            : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                              " PRAGMA foreign_keys = OFF;";
+    if (sqlite3_exec(h->db, setup, NULL, NULL, NULL) != SQLITE_OK ||
+        (!h->opts.read_only && sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)) {
+        warren_status st = db_fail(h, err, path);
+        warren__history_close(h);
+        return st;
+    }
+    if (!h->opts.read_only)
+        for (int i = 0; i < ST_COUNT; i++)
+            if (sqlite3_prepare_v2(h->db, statements[i], -1, &h->st[i], NULL) != SQLITE_OK) {
+                warren_status st = db_fail(h, err, "prepare");
+                warren__history_close(h);
+                return st;
+            }
+    *out = h;
+    return WARREN_OK;
+}
+
+void warren__history_close(struct warren_history *h)
+{
+    if (!h)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(h->st[i]);
+    sqlite3_close(h->db);
+    free(h);
+}
+
+warren_status warren__history_begin(struct warren_history *h, warren_error *err)
+{
+    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(h, err, "begin");
+    h->in_batch = 1;
+    return WARREN_OK;
+}
+
+warren_status warren__history_commit(struct warren_history *h, warren_error *err)
+{
+    if (sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        warren_status st = db_fail(h, err, "commit");
+        warren__history_rollback(h);
+        return st;
+    }
+    h->in_batch = 0;
+    return WARREN_OK;
+}
+
+warren_status warren__history_rollback(struct warren_history *h)
+{
+    if (h->in_batch)
+        sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    h->in_batch = 0;
+    return WARREN_OK;
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+struct event_kind {
+    const char *name;
+    int rank;          /* place in an attempt's lifecycle */
+    const char *state; /* NULL: timeline only */
+};
+
+static const struct event_kind kinds[] = {
+    {"queued", 0, "queued"},     {"scheduled", 0, "scheduled"}, {"started", 2, "running"},
+    {"progress", 2, NULL},       {"failed", 3, NULL},           {"retrying", 4, "retrying"},
+    {"succeeded", 5, "succeeded"}, {"dead", 5, "dead"},
+};
+
+static const struct event_kind *kind_of(const char *event)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].name, event))
+            return &kinds[i];
+    return NULL;
+}
+
+static const char *str_field(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s && s[0] ? s : NULL;
+}
+
+static int int_field(json_t *o, const char *key, long long *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        return 0;
+    *out = json_integer_value(v);
+    return 1;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void bind_opt_int(sqlite3_stmt *s, int i, int have, long long v)
+{
+    if (have)
+        sqlite3_bind_int64(s, i, v);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE;
+}
+
+/* args as text, cut at WARREN_HISTORY_ARGS_MAX bytes on a UTF-8 boundary. */
+static char *args_text(json_t *args)
+{
+    if (!args || json_is_null(args))
+        return NULL;
+    char *text = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text && strlen(text) > WARREN_HISTORY_ARGS_MAX) {
+        size_t n = WARREN_HISTORY_ARGS_MAX;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+        text[n] = '\0';
+    }
+    return text;
+}
+
+warren_status warren__history_ingest(struct warren_history *h, const char *json, size_t len,
+                                     warren_error *err)
+{
+    if (h->opts.read_only)
+        return warren_error_set(err, WARREN_EINVAL, "history: opened read-only");
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, 0, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return warren_error_set(err, WARREN_EINVAL, "event is not a JSON object");
+    }
+    warren_status st = WARREN_OK;
+    const char *id = str_field(o, "id"), *event = str_field(o, "event");
+    const char *at = str_field(o, "at");
+    long long at_ms = warren__history_parse_time(at);
+    long long attempt = 1, v;
+    if (int_field(o, "attempt", &v) && v > 0 && v < INT_MAX)
+        attempt = v;
+    if (!id || !event || at_ms < 0) {
+        st = warren_error_set(err, WARREN_EINVAL, "event without id, event or a valid at");
+        goto out;
+    }
+    const struct event_kind *k = kind_of(event);
+    int rank = k ? k->rank : 1; /* other events (snoozed, duplicate): timeline only */
+    long long key = attempt * 8 + rank;
+    const char *worker = str_field(o, "worker"), *queue = str_field(o, "queue");
+    const char *error = str_field(o, "error");
+    long long duration = 0, delay = 0, prio = 0;
+    int have_duration = int_field(o, "duration_ms", &duration);
+    int have_delay = int_field(o, "delay_ms", &delay);
+    int have_prio = int_field(o, "priority", &prio);
+
+    sqlite3_stmt *s;
+    int is_progress = k && !strcmp(k->name, "progress");
+    if (!is_progress) {
+        s = h->st[ST_INSERT_EVENT];
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, event, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, attempt);
+        sqlite3_bind_int(s, 4, rank);
+        sqlite3_bind_text(s, 5, at, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 6, at_ms);
+        bind_text(s, 7, worker);
+        bind_text(s, 8, str_field(o, "host"));
+        bind_opt_int(s, 9, have_duration, duration);
+        bind_text(s, 10, error);
+        bind_opt_int(s, 11, have_delay, delay);
+        bind_text(s, 12, str_field(o, "reason"));
+        if (!step_done(s)) {
+            st = db_fail(h, err, "insert event");
+            goto out;
+        }
+        if (sqlite3_changes(h->db) == 0)
+            goto out; /* seen before */
+    }
+    s = h->st[ST_INSERT_JOB];
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    bind_text(s, 2, worker);
+    bind_text(s, 3, queue);
+    sqlite3_bind_int64(s, 4, attempt);
+    sqlite3_bind_int64(s, 5, at_ms);
+    if (!step_done(s)) {
+        st = db_fail(h, err, "insert job");
+        goto out;
+    }
+    char *args = args_text(json_object_get(o, "args"));
+    s = h->st[ST_UPDATE_JOB];
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    bind_text(s, 2, worker);
+    bind_text(s, 3, queue);
+    sqlite3_bind_int64(s, 4, attempt);
+    sqlite3_bind_int64(s, 5, at_ms);
+    bind_opt_int(s, 6, have_prio, prio);
+    bind_text(s, 7, args);
+    int ok = step_done(s);
+    free(args);
+    if (!ok) {
+        st = db_fail(h, err, "update job");
+        goto out;
+    }
+    if (k && k->state) {
+        s = h->st[ST_UPDATE_STATE];
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, k->state, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, key);
+        if (!step_done(s)) {
+            st = db_fail(h, err, "update state");
+            goto out;
+        }
+    }
+    if (error) {
+        s = h->st[ST_UPDATE_ERROR];
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, error, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, key);
+        if (!step_done(s)) {
+            st = db_fail(h, err, "update error");
+            goto out;
+        }
+    }
+    long long done, total;
+    if (is_progress && int_field(o, "done", &done)) {
+        int have_total = int_field(o, "total", &total);
+        s = h->st[ST_UPDATE_PROGRESS];
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, done);
+        bind_opt_int(s, 3, have_total, total);
+        sqlite3_bind_int64(s, 4, at_ms);
+        if (!step_done(s))
+            st = db_fail(h, err, "update progress");
+    }
+out:
+    json_decref(o);
+    return st;
+}
+
+/* ---- prune -------------------------------------------------------------- */
+
+static int exec_int(sqlite3 *db, const char *sql, long long a, long long *changes)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(s, 1, a);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (changes)
+        *changes += sqlite3_changes(db);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+warren_status warren__history_prune(struct warren_history *h, long long now, long long *deleted,
+                                    warren_error *err)
+{
+    long long jobs = 0;
+    if (now <= 0)
+        now = now_ms();
+    int own = !h->in_batch;
+    warren_status st0;
+    if (own && (st0 = warren__history_begin(h, err)) != WARREN_OK)
+        return st0;
+    int bad = 0;
+    if (h->opts.retention_ms > 0) {
+        long long cutoff = now - h->opts.retention_ms;
+        bad |= exec_int(h->db, "DELETE FROM events WHERE job_id IN"
+                               " (SELECT id FROM jobs WHERE updated_ms < ?1)", cutoff, NULL);
+        bad |= exec_int(h->db, "DELETE FROM jobs WHERE updated_ms < ?1", cutoff, &jobs);
+        bad |= exec_int(h->db, "DELETE FROM events WHERE at_ms < ?1", cutoff, NULL);
+    }
+    sqlite3_stmt *s;
+    long long count = 0;
+    if (sqlite3_prepare_v2(h->db, "SELECT COUNT(*) FROM jobs", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            count = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    if (count > h->opts.max_jobs) {
+        long long excess = count - h->opts.max_jobs;
+        bad |= exec_int(h->db, "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs"
+                               " ORDER BY updated_ms LIMIT ?1)", excess, NULL);
+        bad |= exec_int(h->db, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+                               " ORDER BY updated_ms LIMIT ?1)", excess, &jobs);
+    }
+    if (bad) {
+        warren_status st = db_fail(h, err, "prune");
+        if (own)
+            warren__history_rollback(h);
+        return st;
+    }
+    if (own && (st0 = warren__history_commit(h, err)) != WARREN_OK)
+        return st0;
+    if (deleted)
+        *deleted = jobs;
+    return WARREN_OK;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static json_t *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    if (!t)
+        return json_null();
+    json_t *v = json_string((const char *)t);
+    return v ? v : json_string("");
+}
+
+static json_t *col_int(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? json_null()
+                                                    : json_integer(sqlite3_column_int64(s, i));
+}
+
+static json_t *col_time(sqlite3_stmt *s, int i)
+{
+    char buf[40];
+    return sqlite3_column_type(s, i) == SQLITE_NULL
+               ? json_null()
+               : json_string(warren__history_format_time(sqlite3_column_int64(s, i), buf,
+                                                         sizeof buf));
+}
+
+#define JOB_COLUMNS                                                                            \
+    "id, worker, queue, state, attempt, priority, args, error, progress_done,"                 \
+    " progress_total, created_ms, updated_ms"
+
+static json_t *job_row(sqlite3_stmt *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", col_text(s, 0));
+    json_object_set_new(o, "worker", col_text(s, 1));
+    json_object_set_new(o, "queue", col_text(s, 2));
+    json_object_set_new(o, "state", col_text(s, 3));
+    json_object_set_new(o, "attempt", col_int(s, 4));
+    json_object_set_new(o, "priority", col_int(s, 5));
+    json_t *args = json_null();
+    const unsigned char *a = sqlite3_column_text(s, 6);
+    if (a) {
+        args = json_loads((const char *)a, JSON_DECODE_ANY, NULL);
+        if (!args) /* truncated: keep the text */
+            args = json_string((const char *)a);
+        if (!args)
+            args = json_null();
+    }
+    json_object_set_new(o, "args", args);
+    json_object_set_new(o, "error", col_text(s, 7));
+    json_object_set_new(o, "progress",
+                        sqlite3_column_type(s, 8) == SQLITE_NULL
+                            ? json_null()
+                            : json_pack("{s:o, s:o}", "done", col_int(s, 8), "total",
+                                        col_int(s, 9)));
+    json_object_set_new(o, "created_at", col_time(s, 10));
+    json_object_set_new(o, "updated_at", col_time(s, 11));
+    return o;
+}
+
+warren_status warren__history_job(struct warren_history *h, const char *id, json_t **out,
+                                  warren_error *err)
+{
+    *out = NULL;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(h->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(h, err, "query job");
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        if (rc == SQLITE_DONE)
+            return warren_error_set(err, WARREN_ENOTFOUND, "no job %s in the history", id);
+        return db_fail(h, err, "query job");
+    }
+    json_t *job = job_row(s);
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(h->db,
+                           "SELECT event, at, host, attempt, duration_ms, error, delay_ms, reason"
+                           " FROM events WHERE job_id = ?1 ORDER BY attempt, rank, at_ms",
+                           -1, &s, NULL) != SQLITE_OK) {
+        json_decref(job);
+        return db_fail(h, err, "query timeline");
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    json_t *timeline = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *e = json_object();
+        json_object_set_new(e, "event", col_text(s, 0));
+        json_object_set_new(e, "at", col_text(s, 1));
+        json_object_set_new(e, "host", col_text(s, 2));
+        json_object_set_new(e, "attempt", col_int(s, 3));
+        json_object_set_new(e, "duration_ms", col_int(s, 4));
+        json_object_set_new(e, "error", col_text(s, 5));
+        json_object_set_new(e, "delay_ms", col_int(s, 6));
+        json_object_set_new(e, "reason", col_text(s, 7));
+        json_array_append_new(timeline, e);
+    }
+    sqlite3_finalize(s);
+    json_object_set_new(job, "timeline", timeline);
+    *out = job;
+    return WARREN_OK;
+}
+
+warren_status warren__history_jobs(struct warren_history *h,
+                                   const struct warren_history_filter *f, json_t **out,
+                                   warren_error *err)
+{
+    *out = NULL;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
+             " AND (?2 IS NULL OR worker = ?2) AND updated_ms >= ?3"
+             " AND (?4 IS NULL OR substr(id, 1, length(?4)) = ?4)"
+             " ORDER BY updated_ms DESC, id LIMIT ?5");
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_fail(h, err, "query jobs");
+    bind_text(s, 1, f && f->state && f->state[0] ? f->state : NULL);
+    bind_text(s, 2, f && f->worker && f->worker[0] ? f->worker : NULL);
+    sqlite3_bind_int64(s, 3, f ? f->since_ms : 0);
+    bind_text(s, 4, f && f->id_prefix && f->id_prefix[0] ? f->id_prefix : NULL);
+    sqlite3_bind_int(s, 5, f && f->limit > 0 ? f->limit : 100);
+    json_t *jobs = json_array();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(jobs, job_row(s));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        json_decref(jobs);
+        return db_fail(h, err, "query jobs");
+    }
+    *out = json_pack("{s:o}", "jobs", jobs);
+    return WARREN_OK;
+}
+
+/* Nearest-rank percentile of sorted values. */
+static json_t *percentile(const long long *v, size_t n, double p)
+{
+    if (n == 0)
+        return json_null();
+    size_t rank = (size_t)(p * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return json_integer(v[rank - 1]);
+}
+
+static int prepare(struct warren_history *h, const char *sql, sqlite3_stmt **s)
+{
+    return sqlite3_prepare_v2(h->db, sql, -1, s, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static json_t *worker_report(struct warren_history *h, sqlite3_stmt *row, long long since,
+                             int *bad)
+{
+    const char *worker = (const char *)sqlite3_column_text(row, 0);
+    long long started = sqlite3_column_int64(row, 1), succeeded = sqlite3_column_int64(row, 2);
+    long long retried = sqlite3_column_int64(row, 3), dead = sqlite3_column_int64(row, 4);
+    long long failed = sqlite3_column_int64(row, 5);
+    long long finished = succeeded + retried + dead;
+    json_t *o = json_object();
+    json_object_set_new(o, "worker", col_text(row, 0));
+    json_object_set_new(o, "started", json_integer(started));
+    json_object_set_new(o, "succeeded", json_integer(succeeded));
+    json_object_set_new(o, "retried", json_integer(retried));
+    json_object_set_new(o, "dead", json_integer(dead));
+    json_object_set_new(o, "failed", json_integer(failed));
+    json_object_set_new(o, "failure_rate",
+                        json_real(finished ? (double)(retried + dead) / (double)finished : 0.0));
+    sqlite3_stmt *s;
+    size_t n = 0, cap = 64;
+    long long *v = malloc(cap * sizeof *v);
+    if (v && prepare(h, "SELECT duration_ms FROM events WHERE worker IS ?1 AND at_ms >= ?2"
+                        " AND event IN ('succeeded', 'failed') AND duration_ms IS NOT NULL"
+                        " ORDER BY duration_ms", &s) == 0) {
+        bind_text(s, 1, worker);
+        sqlite3_bind_int64(s, 2, since);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            if (n == cap) {
+                long long *w = realloc(v, 2 * cap * sizeof *v);
+                if (!w)
+                    break;
+                v = w;
+                cap *= 2;
+            }
+            v[n++] = sqlite3_column_int64(s, 0);
+        }
+        sqlite3_finalize(s);
+    } else {
+        *bad = 1;
+    }
+    json_object_set_new(o, "runs_timed", json_integer((long long)n));
+    json_object_set_new(o, "p50_ms", percentile(v, n, 0.50));
+    json_object_set_new(o, "p95_ms", percentile(v, n, 0.95));
+    json_object_set_new(o, "p99_ms", percentile(v, n, 0.99));
+    free(v);
+    json_t *top = json_array();
+    if (prepare(h, "SELECT error, COUNT(*) AS c FROM events WHERE worker IS ?1 AND at_ms >= ?2"
+                   " AND event IN ('retrying', 'dead') AND error IS NOT NULL"
+                   " GROUP BY error ORDER BY c DESC, error LIMIT 5", &s) == 0) {
+        bind_text(s, 1, worker);
+        sqlite3_bind_int64(s, 2, since);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(top, json_pack("{s:o, s:I}", "error", col_text(s, 0),
+                                                 "count", (json_int_t)sqlite3_column_int64(s, 1)));
+        sqlite3_finalize(s);
+    } else {
+        *bad = 1;
+    }
+    json_object_set_new(o, "top_errors", top);
+    return o;
+}
+
+warren_status warren__history_report(struct warren_history *h, long long since, json_t **out,
+                                     warren_error *err)
+{
+    *out = NULL;
+    long long now = now_ms();
+    int bad = 0;
+    sqlite3_stmt *s;
+    char buf[40];
+    json_t *root = json_object();
+    json_object_set_new(root, "since",
+                        json_string(warren__history_format_time(since, buf, sizeof buf)));
+    json_object_set_new(root, "until",
+                        json_string(warren__history_format_time(now, buf, sizeof buf)));
+    json_t *workers = json_array();
+    if (prepare(h, "SELECT worker, SUM(event = 'started'), SUM(event = 'succeeded'),"
+                   " SUM(event = 'retrying'), SUM(event = 'dead'), SUM(event = 'failed')"
+                   " FROM events WHERE at_ms >= ?1 GROUP BY worker ORDER BY worker", &s) == 0) {
+        sqlite3_bind_int64(s, 1, since);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(workers, worker_report(h, s, since, &bad));
+        sqlite3_finalize(s);
+    } else {
+        bad = 1;
+    }
+    json_object_set_new(root, "workers", workers);
+    json_t *hours = json_array();
+    if (prepare(h, "SELECT at_ms / 3600000, SUM(event = 'succeeded'), SUM(event = 'retrying'),"
+                   " SUM(event = 'dead') FROM events WHERE at_ms >= ?1"
+                   " AND event IN ('succeeded', 'retrying', 'dead') GROUP BY 1 ORDER BY 1",
+                &s) == 0) {
+        sqlite3_bind_int64(s, 1, since);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(
+                hours, json_pack("{s:s, s:I, s:I, s:I}", "hour",
+                                 warren__history_format_time(sqlite3_column_int64(s, 0) * 3600000,
+                                                             buf, sizeof buf),
+                                 "succeeded", (json_int_t)sqlite3_column_int64(s, 1), "retried",
+                                 (json_int_t)sqlite3_column_int64(s, 2), "dead",
+                                 (json_int_t)sqlite3_column_int64(s, 3)));
+        sqlite3_finalize(s);
+    } else {
+        bad = 1;
+    }
+    json_object_set_new(root, "hours", hours);
+    json_t *states = json_object();
+    if (prepare(h, "SELECT COALESCE(state, 'unknown'), COUNT(*) FROM jobs WHERE updated_ms >= ?1"
+                   " GROUP BY 1", &s) == 0) {
+        sqlite3_bind_int64(s, 1, since);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_object_set_new(states, (const char *)sqlite3_column_text(s, 0),
+                                json_integer(sqlite3_column_int64(s, 1)));
+        sqlite3_finalize(s);
+    } else {
+        bad = 1;
+    }
+    json_object_set_new(root, "states", states);
+    /* The overview's last hour: finished jobs per minute, states per worker. */
+    json_t *minutes = json_array();
+    if (prepare(h, "SELECT at_ms / 60000, COUNT(*) FROM events WHERE at_ms >= ?1"
+                   " AND event IN ('succeeded', 'dead') GROUP BY 1 ORDER BY 1", &s) == 0) {
+        sqlite3_bind_int64(s, 1, now - 3600000);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(
+                minutes, json_pack("{s:s, s:I}", "minute",
+                                   warren__history_format_time(sqlite3_column_int64(s, 0) * 60000,
+                                                               buf, sizeof buf),
+                                   "finished", (json_int_t)sqlite3_column_int64(s, 1)));
+        sqlite3_finalize(s);
+    } else {
+        bad = 1;
+    }
+    json_object_set_new(root, "minutes", minutes);
+    json_t *recent = json_object();
+    if (prepare(h, "SELECT COALESCE(worker, ''), COALESCE(state, 'unknown'), COUNT(*) FROM jobs"
+                   " WHERE updated_ms >= ?1 GROUP BY 1, 2", &s) == 0) {
+        sqlite3_bind_int64(s, 1, now - 3600000);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *w = (const char *)sqlite3_column_text(s, 0);
+            json_t *per = json_object_get(recent, w);
+            if (!per) {
+                per = json_object();
+                json_object_set_new(recent, w, per);
+            }
+            json_object_set_new(per, (const char *)sqlite3_column_text(s, 1),
+                                json_integer(sqlite3_column_int64(s, 2)));
+        }
+        sqlite3_finalize(s);
+    } else {
+        bad = 1;
+    }
+    json_object_set_new(root, "last_hour_by_worker", recent);
+    if (bad) {
+        json_decref(root);
+        return db_fail(h, err, "report");
+    }
+    *out = root;
+    return WARREN_OK;
+}
