@@ -10,6 +10,7 @@
 #include <warren/registry.h>
 #include <warren/module.h>
 #include <warren/producer.h>
+#include <warren/schedule.h>
 
 #define WARREN_VERSION_MAJOR 0
 #define WARREN_VERSION_MINOR 1

@@ -11,5 +11,10 @@ int warren__cli_stats(int argc, char **argv);
 int warren__cli_unroutable(int argc, char **argv);
 int warren__cli_dead(int argc, char **argv);
 int warren__cli_new_handler(int argc, char **argv);
+int warren__cli_schedule(int argc, char **argv);
+int warren__cli_web(int argc, char **argv);
+int warren__cli_job(int argc, char **argv);
+int warren__cli_jobs(int argc, char **argv);
+int warren__cli_report(int argc, char **argv);
 
 #endif

@@ -19,6 +19,11 @@ static const struct command commands[] = {
     {"unroutable", warren__cli_unroutable, "unroutable replay: publish unserved jobs again"},
     {"dead", warren__cli_dead, "dead list|replay|purge QUEUE: a queue's dead letters"},
     {"new-handler", warren__cli_new_handler, "new-handler NAME: write a module and its test"},
+    {"schedule", warren__cli_schedule, "schedule add|list|pause|resume|remove: runtime schedules"},
+    {"web", warren__cli_web, "keep the job history from events and serve the web page"},
+    {"job", warren__cli_job, "job ID: a job's state and timeline from the history"},
+    {"jobs", warren__cli_jobs, "jobs from the history, filtered by state, worker, age"},
+    {"report", warren__cli_report, "per worker outcomes, durations, errors; per hour"},
 };
 
 static void usage(FILE *to)

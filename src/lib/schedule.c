@@ -92,7 +92,7 @@ int warren__sched_exhausted(const struct warren_sched_def *d, const struct warre
 
 static long long counted_from(const struct warren_sched_state *st)
 {
-    return st->last_ms >= 0 ? st->last_ms : st->since_ms;
+    return st->last_ms > st->since_ms ? st->last_ms : st->since_ms;
 }
 
 long long warren__sched_due(const struct warren_sched_def *d, const struct warren_sched_state *st,
@@ -243,8 +243,10 @@ int warren__sched_doc_get(const json_t *doc, const char *name, struct warren_sch
 {
     const json_t *entry = json_object_get(json_object_get(doc, "schedules"), name);
     const json_t *count = json_object_get(entry, "count");
+    long long gen = -1;
     st->last_ms = st->since_ms = -1;
     st->count = 0;
+    st->gen = 0;
     if (!json_is_object(entry) || !json_is_integer(count) || json_integer_value(count) < 0 ||
         get_time(entry, "last", &st->last_ms) < 0 || get_time(entry, "since", &st->since_ms) < 0 ||
         (st->last_ms < 0 && st->since_ms < 0)) {
@@ -252,6 +254,8 @@ int warren__sched_doc_get(const json_t *doc, const char *name, struct warren_sch
         return 0;
     }
     st->count = json_integer_value(count);
+    if (get_time(entry, "gen", &gen) == 0 && gen > 0)
+        st->gen = gen;
     return 1;
 }
 
@@ -273,6 +277,10 @@ int warren__sched_doc_set(json_t *doc, const char *name, const struct warren_sch
                               time_or_null(st->since_ms), "count", (json_int_t)st->count);
     if (!entry)
         return -1;
+    if (st->gen > 0 && json_object_set_new(entry, "gen", time_or_null(st->gen)) != 0) {
+        json_decref(entry);
+        return -1;
+    }
     return json_object_set_new(all, name, entry);
 }
 

@@ -44,6 +44,9 @@ struct warren_sched_state {
     long long last_ms;   /* last fire time, -1 when never fired */
     long long since_ms;  /* when a holder first saw the schedule, -1 unknown */
     long long count;     /* fires so far */
+    long long gen;       /* runtime schedules: the definition's created_at (ms), which
+                            tells a re-added schedule from an old one of the same name;
+                            0 for config schedules */
 };
 
 /* Fills *d from a config entry (parses its cron; takes a reference to its
@@ -67,7 +70,8 @@ long long warren__sched_latest(const struct warren_sched_def *d, long long after
 int warren__sched_exhausted(const struct warren_sched_def *d, const struct warren_sched_state *st);
 
 /* The fire time to publish now, or -1 when nothing is due: the most recent
- * fire time after the last fire (or after `since` when never fired) and
+ * fire time after the last fire or `since`, whichever is later (a resumed
+ * runtime schedule moves `since` to the resume time), and
  * not after now_ms; -1 as well when exhausted or when neither last nor
  * since is known. */
 long long warren__sched_due(const struct warren_sched_def *d, const struct warren_sched_state *st,
@@ -96,7 +100,8 @@ const char *warren__sched_message_id(const char *name, long long t, char *buf, s
  * One JSON object, the only message of the durable state queue:
  *   {"version": 1, "holder": "host-a", "updated": "<time>",
  *    "schedules": {"<name>": {"last": "<time>" | null, "since": "<time>",
- *                             "count": N}, ...}}
+ *                             "count": N, "gen": "<time>"}, ...}}
+ * ("gen" only for runtime schedules: their created_at.)
  * Keys and schedules a reader does not know are kept when it writes the
  * document back, so hosts with other configs (and, later, runtime
  * schedules) share it safely. */

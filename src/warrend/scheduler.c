@@ -45,6 +45,7 @@
 #include <warren/log.h>
 #include "conn.h"
 #include "schedule.h"
+#include "schedule_store.h"
 #include "scheduler.h"
 #include "signature.h"
 #include "topology.h"
@@ -57,6 +58,7 @@
 #define FIRE_BUDGET_MS 500
 #define REFUSED_RETRY_MS 1000
 #define STATE_READ_MAX 64    /* messages read from the state queue at takeover */
+#define RUNTIME_READ_MS 1000 /* the leader re-reads the runtime schedules this often */
 
 /* Broker settings, copied from the config. */
 struct settings {
@@ -75,6 +77,8 @@ struct entry {
     struct warren_sched_def def;
     struct warren_sched_state st;
     long long next_ms;   /* wall clock: when it is next due; -1 never */
+    int runtime;         /* added at run time (after the config's, in entries[]) */
+    int paused;          /* runtime only: paused with `warren schedule pause` */
 };
 
 struct warrend_scheduler {
@@ -84,7 +88,11 @@ struct warrend_scheduler {
     char exchange[WARREN_AMQP_NAME_MAX];
     struct warren_sig_key *key; /* NULL: fired jobs go unsigned */
     struct entry *entries;
-    size_t n;
+    size_t n;                  /* config schedules, then runtime ones */
+    size_t n_config;
+    char runtime_queue[WARREN_AMQP_NAME_MAX];
+    json_t *runtime_seen;      /* the runtime set entries[] was built from (leader) */
+    long long runtime_at;      /* monotonic: next read of the runtime set */
 
     struct warren_conn *conn;
     int leader;
@@ -205,6 +213,7 @@ static void free_scheduler(struct warrend_scheduler *s)
 {
     free_entries(s->entries, s->n);
     json_decref(s->doc);
+    json_decref(s->runtime_seen);
     warren__sig_key_free(s->key);
     settings_free(&s->set);
     free(s);
@@ -214,8 +223,8 @@ warren_status warrend_scheduler_create(struct warrend_scheduler **out,
                                        const struct warren_config *cfg, warren_error *err)
 {
     *out = NULL;
-    if (cfg->n_schedules == 0)
-        return WARREN_OK;
+    /* Created even without config schedules: runtime ones may be added
+     * at any time (`warren schedule add`), and some host must fire them. */
     struct warrend_scheduler *s = calloc(1, sizeof *s);
     if (!s)
         return warren_error_set(err, WARREN_ENOMEM, "out of memory");
@@ -225,11 +234,12 @@ warren_status warrend_scheduler_create(struct warrend_scheduler **out,
     }
     snprintf(s->lock_queue, sizeof s->lock_queue, "%s.scheduler.lock", s->set.ns);
     snprintf(s->state_queue, sizeof s->state_queue, "%s.scheduler.state", s->set.ns);
+    warren__sched_runtime_queue(s->runtime_queue, sizeof s->runtime_queue, s->set.ns);
     warren__name_exchange(s->exchange, sizeof s->exchange, s->set.ns);
     s->backoff_ms = BACKOFF_MIN_MS;
     s->rng = (unsigned)getpid() ^ (unsigned)wall_ms();
     warren_status st = WARREN_OK;
-    s->entries = calloc(cfg->n_schedules, sizeof *s->entries);
+    s->entries = calloc(cfg->n_schedules + 1, sizeof *s->entries);
     if (!s->entries)
         st = warren_error_set(err, WARREN_ENOMEM, "out of memory");
     for (size_t i = 0; st == WARREN_OK && i < cfg->n_schedules; i++) {
@@ -237,6 +247,7 @@ warren_status warrend_scheduler_create(struct warrend_scheduler **out,
         s->n = i + 1; /* the failed one too: def_init leaves it clearable */
         s->entries[i].next_ms = -1;
     }
+    s->n_config = s->n;
     if (st == WARREN_OK && s->set.signing_key_file)
         st = warren__sig_key_load(&s->key, s->set.signing_key_file, err);
     if (st != WARREN_OK) {
@@ -338,6 +349,8 @@ static int connect_broker(struct warrend_scheduler *s, long long mono)
     }
     if (st == WARREN_OK)
         st = declare_state_queue(s, &err);
+    if (st == WARREN_OK)
+        st = warren__sched_store_declare(s->conn, s->runtime_queue, s->set.quorum, &err);
     if (st != WARREN_OK) {
         warren__conn_close(s->conn);
         s->conn = NULL;
@@ -481,6 +494,158 @@ static void write_state(struct warrend_scheduler *s)
     s->state_retry_at = mono_ms() + REFUSED_RETRY_MS;
 }
 
+
+/* ---- runtime schedules ------------------------------------------------------ */
+
+/* Forgets the runtime entries (their state is in s->doc, or was written);
+ * the next tick reads the runtime set again. */
+static void drop_runtime(struct warrend_scheduler *s)
+{
+    for (size_t i = s->n_config; i < s->n; i++)
+        warren__sched_def_clear(&s->entries[i].def);
+    s->n = s->n_config;
+    json_decref(s->runtime_seen);
+    s->runtime_seen = NULL;
+    s->runtime_at = 0;
+}
+
+static const struct entry *find_old(const struct entry *old, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(old[i].def.name, name))
+            return &old[i];
+    return NULL;
+}
+
+static int is_config_name(const struct warrend_scheduler *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_config; i++)
+        if (!strcmp(s->entries[i].def.name, name))
+            return 1;
+    return 0;
+}
+
+/* Builds the runtime entries from a new runtime set: a schedule this
+ * leader already ran keeps its state, one it did not takes its state from
+ * the state document when that is of the same definition (gen = its
+ * created_at), else starts counting now. A resume moves `since` to the
+ * resume time (no catch-up fire for the paused time). */
+static void apply_runtime(struct warrend_scheduler *s, json_t *set, long long now)
+{
+    json_t *all = json_object_get(set, "schedules");
+    size_t cap = s->n_config + json_object_size(all) + 1;
+    struct entry *next = calloc(cap, sizeof *next);
+    if (!next)
+        return; /* tried again at the next read */
+    memcpy(next, s->entries, s->n_config * sizeof *next);
+    size_t n = s->n_config;
+    struct entry *old = s->entries + s->n_config;
+    size_t n_old = s->n - s->n_config;
+    const char *name;
+    json_t *item;
+    json_object_foreach(all, name, item)
+    {
+        struct entry *e = &next[n];
+        struct warren_sched_meta meta;
+        warren_error err;
+        warren_error_clear(&err);
+        if (is_config_name(s, name)) {
+            warren_log_write(WARREN_LOG_WARN, "schedule.shadowed", NULL,
+                             "runtime schedule %s is ignored: the config has a schedule of that "
+                             "name", name);
+            continue;
+        }
+        if (warren__sched_store_decode(name, item, &e->def, &meta, &err) != WARREN_OK) {
+            warren__sched_def_clear(&e->def);
+            warren_log_write(WARREN_LOG_WARN, "schedule.invalid", NULL,
+                             "runtime schedule %s is ignored: %s", name, err.text);
+            continue;
+        }
+        e->runtime = 1;
+        e->paused = meta.paused;
+        long long gen = meta.created_ms > 0 ? meta.created_ms : 1;
+        const struct entry *was = find_old(old, n_old, name);
+        if (was && was->st.gen == gen) {
+            e->st = was->st;
+        } else if (!warren__sched_doc_get(s->doc, name, &e->st) || e->st.gen != gen) {
+            e->st.last_ms = -1;
+            e->st.since_ms = now;
+            e->st.count = 0;
+            e->st.gen = gen;
+            s->dirty = 1;
+        }
+        if (meta.resumed_ms > e->st.since_ms && meta.resumed_ms > e->st.last_ms) {
+            e->st.since_ms = meta.resumed_ms > now ? now : meta.resumed_ms;
+            s->dirty = 1;
+        }
+        e->next_ms = e->paused ? -1 : warren__sched_next_due(&e->def, &e->st);
+        if (!was || was->paused != e->paused || was->st.gen != gen)
+            WARREN_LOG(WARREN_LOG_INFO, "schedule.runtime", "runtime schedule %s: %s (%s)", name,
+                       e->paused ? "paused"
+                       : warren__sched_exhausted(&e->def, &e->st) ? "finished"
+                                                                  : "active",
+                       e->def.worker);
+        n++;
+    }
+    /* Removed ones: their state goes too. */
+    json_t *states = json_object_get(s->doc, "schedules");
+    for (size_t i = 0; i < n_old; i++) {
+        if (!json_object_get(all, old[i].def.name)) {
+            WARREN_LOG(WARREN_LOG_INFO, "schedule.runtime", "runtime schedule %s: removed",
+                       old[i].def.name);
+            json_object_del(states, old[i].def.name);
+            s->dirty = 1;
+        }
+    }
+    for (size_t i = 0; i < n_old; i++)
+        warren__sched_def_clear(&old[i].def);
+    free(s->entries);
+    s->entries = next;
+    s->n = n;
+}
+
+/* Reads the runtime set (basic.get + reject with requeue: nothing is held)
+ * and applies it when it changed. */
+static void refresh_runtime(struct warrend_scheduler *s, long long mono)
+{
+    s->runtime_at = mono + RUNTIME_READ_MS;
+    json_t *set = NULL;
+    char why[256];
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st =
+        warren__sched_store_read(s->conn, s->runtime_queue, 1, &set, NULL, why, sizeof why, &err);
+    if (st != WARREN_OK) {
+        if (warren__conn_broken(s->conn)) {
+            drop_connection(s, err.text);
+            return;
+        }
+        warren_log_write(WARREN_LOG_WARN, "scheduler.runtime", NULL,
+                         "cannot read %s: %s; declaring it again", s->runtime_queue, err.text);
+        warren_error_clear(&err);
+        if (warren__sched_store_declare(s->conn, s->runtime_queue, s->set.quorum, &err) !=
+                WARREN_OK &&
+            warren__conn_broken(s->conn))
+            drop_connection(s, err.text);
+        return;
+    }
+    if (!set && !(set = warren__sched_store_new()))
+        return;
+    json_t *all = json_object_get(set, "schedules");
+    if (s->runtime_seen && json_equal(s->runtime_seen, all)) {
+        json_decref(set);
+        return;
+    }
+    if (why[0])
+        warren_log_write(WARREN_LOG_WARN, "scheduler.runtime", NULL,
+                         "the runtime schedules in %s are unreadable (%s)", s->runtime_queue,
+                         why);
+    apply_runtime(s, set, wall_ms());
+    json_decref(s->runtime_seen);
+    s->runtime_seen = json_incref(all);
+    json_decref(set);
+}
+
 /* ---- the lock ------------------------------------------------------------- */
 
 static int take_lock(struct warrend_scheduler *s, long long mono)
@@ -508,6 +673,7 @@ static int take_lock(struct warrend_scheduler *s, long long mono)
     s->standby_logged = 0;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->lock_at = mono + LOCK_CHECK_MS;
+    drop_runtime(s);
     init_entries(s, wall_ms());
     if (warren_log_enabled(WARREN_LOG_INFO)) {
         char fields[300];
@@ -695,6 +861,11 @@ void warrend_scheduler_tick(struct warrend_scheduler *s)
     } else if (mono >= s->lock_at && !keep_lock(s, mono)) {
         return;
     }
+    if (mono >= s->runtime_at) {
+        refresh_runtime(s, mono);
+        if (!s->conn || !s->leader)
+            return;
+    }
     fire_due(s);
     if (s->conn && s->leader && s->dirty && mono_ms() >= s->state_retry_at)
         write_state(s);
@@ -730,6 +901,7 @@ warren_status warrend_scheduler_reload(struct warrend_scheduler **sp,
     old->doc = NULL;
     if (fresh->leader)
         init_entries(fresh, wall_ms());
+    fresh->runtime_at = 0; /* the runtime schedules: read again at the next tick */
     free_scheduler(old);
     *sp = fresh;
     return WARREN_OK;

@@ -21,9 +21,11 @@
 struct warrend_scheduler;
 
 /* Creates the scheduler for cfg's schedules; it copies what it needs, so
- * cfg may be freed afterwards. With no schedules, *out is NULL and the
- * result WARREN_OK: every function here accepts NULL and does nothing. It
- * does not connect yet (the first tick does). WARREN_ECONFIG for a schedule
+ * cfg may be freed afterwards. It is created with no config schedules too:
+ * the leader also fires the runtime schedules (`warren schedule add`),
+ * re-reading <ns>.scheduler.runtime about once a second. Every function
+ * here accepts NULL and does nothing. It does not connect yet (the first
+ * tick does). WARREN_ECONFIG for a schedule
  * the config loader would have refused, WARREN_ENOMEM. */
 warren_status warrend_scheduler_create(struct warrend_scheduler **out,
                                        const struct warren_config *cfg, warren_error *err);
@@ -34,10 +36,9 @@ warren_status warrend_scheduler_create(struct warrend_scheduler **out,
 void warrend_scheduler_tick(struct warrend_scheduler *s);
 
 /* Applies a reloaded config: keeps the connection (and the lock) when the
- * broker settings and namespace are the same, else starts afresh. Creates
- * the scheduler when *sp is NULL and the config has schedules; destroys
- * it (*sp = NULL, releasing the lock) when it has none. On an error *sp
- * is unchanged. */
+ * broker settings and namespace are the same, else starts afresh; the
+ * runtime schedules are read again at the next tick. Creates the
+ * scheduler when *sp is NULL. On an error *sp is unchanged. */
 warren_status warrend_scheduler_reload(struct warrend_scheduler **sp,
                                        const struct warren_config *cfg, warren_error *err);
 

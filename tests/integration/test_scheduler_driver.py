@@ -248,12 +248,21 @@ class SchedulerDriverTest(harness.WarrenTestCase):
         self.assertEqual(h.log_text().count("scheduler.leader:"), 1, "the lock was kept")
         beats = [i for i in self.ids() if i.startswith("heartbeat@")]
         self.assert_unique_consecutive(beats, max_gap=2)
-        # a config without schedules releases the lock
+        # a config without schedules keeps the lock (runtime schedules may
+        # come, see test_fault_runtime_schedule.py) and fires nothing more
         harness.write_config(self.tmpdir, self.ns, name="driver.conf", record_file=self.records,
                              host={"name": "%s-driver" % self.ns})
         mark = h.mark()
         h.send_signal(signal.SIGHUP)
-        h.wait_log(r"scheduler\.released:", timeout=5, since=mark)
+        h.wait_log(r"driver\.reloaded:", timeout=5, since=mark)
+        time.sleep(1.5)
+        self.collect()
+        n = len(self.ids())
+        time.sleep(2.5)
+        self.collect()
+        self.assertEqual(len(self.ids()), n, "fired after its schedules were removed")
+        self.assertNotIn("scheduler.released:", h.log_text())
+        self.assertEqual(h.log_text().count("scheduler.leader:"), 1, "the lock was kept")
 
     def test_forked_child_does_not_hold_the_lock(self):
         sched = [{"name": "heartbeat", "worker": WORKER, "every": "1s"}]
