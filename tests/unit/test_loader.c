@@ -184,7 +184,7 @@ static void test_load_diag(void **state)
     assert_non_null(f->mods[0].resolved);
     assert_non_null(strstr(f->mods[0].resolved, "/diag.so"));
 
-    assert_int_equal(warren_registry_count(f->reg), 6);
+    assert_int_equal(warren_registry_count(f->reg), 7); /* diag.echo, noop, sleep, fail, crash, snooze, record */
     const struct warren_worker_entry *e = warren__registry_find(f->reg, "diag.record");
     assert_non_null(e);
     assert_string_equal(e->module, "diag");
