@@ -35,6 +35,9 @@ class RuntimeScheduleTest(harness.WarrenTestCase):
         finally:
             harness.close(ch)
         self.conf = self.write_config(name="cli.conf")
+        # the work queue is bound before anything fires (see test_schedule.py)
+        rc, _, err = harness.cli("topology", "-c", self.conf)
+        self.assertEqual(rc, 0, err)
 
     def sched(self, *args):
         return harness.cli("schedule", *args, "-c", self.conf)

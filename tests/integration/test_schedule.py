@@ -45,7 +45,15 @@ class ScheduleTest(harness.WarrenTestCase):
             harness.close(ch)
 
     def start(self, schedules, name=None):
-        return self.start_host(name=name, schedules=schedules, host={"concurrency": 1})
+        # The work queue and its binding exist before any scheduler fires:
+        # the probe queue would otherwise take a fire that no work queue was
+        # bound for yet, and the records would miss it.
+        name = name or "host%d" % (len(self.hosts) + 1)
+        conf = self.write_config(name=name + ".conf", schedules=schedules,
+                                 host={"concurrency": 1, "name": "%s-%s" % (self.ns, name)})
+        rc, _, err = harness.cli("topology", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        return self.start_host(config=conf, name=name)
 
     def collect(self):
         for _, props, _ in harness.get_all(self.probe):
