@@ -250,7 +250,10 @@ class TestClientCertificate(TLSNodeCase):
     def test_certificate_of_another_ca_refused(self):
         err = self.publish(self.tls_conf(cert=self.cert("other-client.pem"),
                                          key=self.cert("other-client.key")), expect_ok=False)
-        self.assertIn("unknown CA", err)
+        # As above: the broker's "unknown CA" alert can be lost when it
+        # resets the connection first (TLS 1.3); the certificate is named
+        # either way.
+        self.assertTrue("unknown CA" in err or "refused the client certificate" in err, err)
         self.assertIn(self.cert("other-client.pem"), err)
 
     def test_key_not_matching_certificate(self):
