@@ -93,9 +93,10 @@ class TestLocks(harness.WarrenTestCase):
         recs = harness.wait_for(lambda: harness.read_records(self.records), 30)
         self.assertEqual([r["id"] for r in recs], [waiter])
         # the holder crashed its process: redelivered, then parked at max_crashes 1
-        [(_, props, _)] = harness.wait_messages(self.ns + ".default.dead", 1, 30)
-        self.assertEqual(props.message_id, holder)
-        self.assertEqual(header(props, "x-warren-dead-reason"), "crashed")
+        dead = harness.wait_messages(self.ns + ".default.dead", 1, 30)
+        # at-least-once: a copy may be parked twice, but only the holder is
+        self.assertEqual({p.message_id for _, p, _ in dead}, {holder})
+        self.assertEqual({header(p, "x-warren-dead-reason") for _, p, _ in dead}, {"crashed"})
 
     def test_lock_timeout_is_a_transient_failure(self):
         self.start_host(host={"concurrency": 2},
