@@ -1154,6 +1154,23 @@ warren_status warren__conn_next_delivery(struct warren_conn *c, int timeout_ms,
             return WARREN_ENOTFOUND;
         }
         if (c->n_queued) {
+            /* Read what the broker sent meanwhile before starting another
+             * job: after a connection.close (or a lost socket) the queued
+             * deliveries are void, the broker has requeued them and may
+             * give them to another consumer, so running them would only
+             * make duplicates. */
+            warren_status st;
+            do
+                st = pump_one(c, 0, err);
+            while (st == WARREN_OK);
+            if (st != WARREN_ETIMEDOUT) {
+                for (size_t i = 0; i < c->n_queued; i++)
+                    warren__conn_delivery_free(&c->queued[i]);
+                c->n_queued = 0;
+                return st;
+            }
+            if (c->cancelled_tag[0] || !c->n_queued)
+                continue;
             take_queued(c, out);
             return WARREN_OK;
         }
@@ -1206,6 +1223,8 @@ warren_status warren__conn_get(struct warren_conn *c, const char *queue,
 
 warren_status warren__conn_ack(struct warren_conn *c, uint64_t tag, warren_error *err)
 {
+    if (c->broken)
+        return warren_error_set(err, WARREN_EBROKER, "basic.ack: connection is broken");
     int rc = amqp_basic_ack(c->state, CHANNEL, tag, 0);
     if (rc != AMQP_STATUS_OK)
         return fail_broken(c, err, "basic.ack", amqp_error_string2(rc));

@@ -114,8 +114,9 @@ static void describe_exit(int status, char *buf, size_t size)
 }
 
 /* Frees the process's board row; a death mid-job (not one we caused by
- * stopping the host) counts as a crash of that job's message. */
-static void release(struct supervisor *s, int board_slot, int index, pid_t pid, int status)
+ * stopping the host) counts as a crash of that job's message. Returns
+ * whether the process died running a job. */
+static int release(struct supervisor *s, int board_slot, int index, pid_t pid, int status)
 {
     int killed = WIFSIGNALED(status);
     int failed = killed || (WIFEXITED(status) && WEXITSTATUS(status) != WORKER_EXIT_OK &&
@@ -128,6 +129,7 @@ static void release(struct supervisor *s, int board_slot, int index, pid_t pid, 
         warren_log_write(WARREN_LOG_WARN, "job.crashed", NULL,
                          "worker %d died running job %s (crash %d of max_crashes %d)",
                          index + 1, ex.job_id, ex.crashes, s->cfg->max_crashes);
+    return ex.was_in_job;
 }
 
 static int drop_retiring(struct supervisor *s, pid_t pid, int status)
@@ -149,7 +151,7 @@ static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int sta
     long long now = mono_ms();
     pid_t pid = sl->pid;
     sl->pid = 0;
-    release(s, sl->board_slot, index, pid, status);
+    int in_job = release(s, sl->board_slot, index, pid, status);
     warren_stats_set_worker(s->stats, index + 1, 0);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DRIFT) {
@@ -159,7 +161,11 @@ static void on_exit_of(struct supervisor *s, struct slot *sl, int index, int sta
     if (warrend_stop)
         return;
     warren_stats_restart(s->stats);
-    if (now - sl->started >= HEALTHY_RUN_MS || code == WORKER_EXIT_RECYCLE)
+    /* Backoff is for processes that cannot start. One that died running
+     * a job had started fine: the job is to blame (max_crashes bounds
+     * it), so the slot gets a new process at once, and a burst of poison
+     * messages or of killed processes does not starve the host. */
+    if (now - sl->started >= HEALTHY_RUN_MS || code == WORKER_EXIT_RECYCLE || in_job)
         sl->failures = 0;
     long long delay = RESTART_MIN_MS;
     for (int k = 0; k < sl->failures && delay < RESTART_MAX_MS; k++)

@@ -164,6 +164,26 @@ static void completed_key(const struct warren_job *job, char *buf, size_t size)
 }
 
 
+/* The key a job's crashes are counted by: its id, or, for a job that came
+ * without message_id (its id is assigned afresh at every delivery, so it
+ * would never reach max_crashes), a hash of its worker name and body,
+ * which stays the same across redeliveries. Two id-less jobs with the same
+ * worker and body share a count; both crash alike anyway. */
+static const char *crash_key(const struct warren_conn_delivery *d, const struct warren_job *job,
+                             char *buf, size_t size)
+{
+    if (!job->id_assigned)
+        return job->id;
+    unsigned long long h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)job->worker; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    const unsigned char *b = d->message.body.bytes;
+    for (size_t i = 0; i < d->message.body.len; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    snprintf(buf, size, "no-id:%s:%016llx", job->worker, h);
+    return buf;
+}
+
 /* A redelivered job is acked unrun when this host completed it (its ack
  * was lost with the connection), and parked as `crashed` when it keeps
  * killing worker processes. Returns 1 when it dealt with the delivery. */
@@ -182,7 +202,8 @@ static int screen_redelivery(struct worker *w, struct warren_conn_delivery *d,
         return 1;
     }
     int sig = 0;
-    int crashes = warren__board_crashes(w->board, job->id, &sig);
+    char ckey[300];
+    int crashes = warren__board_crashes(w->board, crash_key(d, job, ckey, sizeof ckey), &sig);
     long long deliveries = warrend_header_int(&d->message.properties, "x-delivery-count", 0);
     char why[256];
     if (crashes >= w->cfg->max_crashes) {
@@ -272,7 +293,9 @@ static warren_outcome run_guarded(struct worker *w, struct warren_conn_delivery 
     long long now = warren__board_now_ms();
     long long deadline = limit_ms ? now + limit_ms : 0;
     /* The supervisor kills a process whose own guard failed to act. */
-    warren__board_job_start(w->board, w->board_slot, job->id, deadline ? deadline + 5000 : 0);
+    char ckey[300];
+    warren__board_job_start(w->board, w->board_slot, crash_key(d, job, ckey, sizeof ckey),
+                            deadline ? deadline + 5000 : 0);
     struct running r = {w, d, job, limit_ms, 0, 0};
     struct guard_calls calls = {on_time_limit, on_guard_tick, &r};
     guard_enter(w->guard, w->conn, deadline, &calls);
