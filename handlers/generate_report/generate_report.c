@@ -222,7 +222,7 @@ static warren_outcome tally_file(warren_job *job, FILE *fp, const char *csv, con
                                  const char *sum, struct tally *t)
 {
     struct csv_reader r;
-    struct columns cols;
+    struct columns cols = {0};
     csv_open(&r, fp);
     warren_outcome out = read_header(job, &r, csv, group_by, sum, &cols);
     int rc = 1;

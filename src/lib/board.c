@@ -141,7 +141,7 @@ void warren__board_release(struct warren_board *b, int slot, int count_crash, in
             /* The table is a ring: the oldest poison id is forgotten first. */
             c = &b->crashes[b->crash_next++ % WARREN_BOARD_CRASHES];
             memset(c, 0, sizeof *c);
-            snprintf(c->id, sizeof c->id, "%s", s->job_id);
+            memcpy(c->id, s->job_id, sizeof c->id); /* both NUL-terminated 257 bytes */
         }
         c->count++;
         c->signal = signal;

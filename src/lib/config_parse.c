@@ -584,10 +584,12 @@ static void entry_path(char *out, size_t size, const char *list_path, const conf
     const char *name = ns ? config_setting_get_string(ns) : NULL;
     char why[256];
 
-    if (name && nk->check(name, why, sizeof why) == 0)
-        snprintf(out, size, "%s.%s", list_path, name);
-    else
-        snprintf(out, size, "%s[%d]", list_path, index);
+    /* A path too long for `out` is cut: it only names the key in errors. */
+    int n = name && nk->check(name, why, sizeof why) == 0
+                ? snprintf(out, size, "%s.%s", list_path, name)
+                : snprintf(out, size, "%s[%d]", list_path, index);
+    if (n < 0)
+        out[0] = '\0';
 }
 
 static void check_duplicate(struct cfg_ctx *c, const config_setting_t *e, const char *path,
@@ -648,7 +650,8 @@ static void parse_list(struct cfg_ctx *c, const struct cfg_key *k, const config_
             ls->prepare(c, entry);
         *AT(entry, ls->line_off, int) = config_setting_source_line(e);
         if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
-            snprintf(epath, sizeof epath, "%s[%d]", path, i);
+            if (snprintf(epath, sizeof epath, "%s[%d]", path, i) < 0)
+                epath[0] = '\0';
             type_error(c, e, epath, "a group { ... }");
             continue;
         }

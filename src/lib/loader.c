@@ -80,8 +80,9 @@ static int ends_with(const char *s, const char *suffix)
 static void tried_add(char *tried, size_t size, const char *place)
 {
     size_t used = strlen(tried);
-    if (used < size)
-        snprintf(tried + used, size - used, "%s%s", used ? ", " : "", place);
+    /* The list is for the error message: a long one is cut. */
+    if (used < size && snprintf(tried + used, size - used, "%s%s", used ? ", " : "", place) < 0)
+        tried[used] = '\0';
 }
 
 /* Tries `dir/name` (dir may be NULL for "as is"); 0 and `out` set when it
