@@ -15,7 +15,8 @@
 # The nodes are scripts/broker nodes (warren-test-NAME@localhost, data in
 # /tmp/warren-broker-NAME-UID/, 127.0.0.1 only), named by
 # WARREN_CLUSTER_NAMES (default "c1 c2 c3"), with AMQP ports
-# WARREN_CLUSTER_PORT, +10, +20 (default 44700; Erlang distribution on AMQP+1).
+# WARREN_CLUSTER_PORT, +10, +20 (default 24700, below the kernel's ephemeral port range so a client socket
+# cannot hold it; Erlang distribution on AMQP+1).
 # They share the rabbitmq user's Erlang cookie, so they can cluster; the
 # node `test` of scripts/test and anything on 5672 are never touched.
 # Joining is RabbitMQ's own: stop_app, join_cluster, start_app. A node
@@ -28,7 +29,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BROKER=${WARREN_TEST_BROKER:-$ROOT/scripts/broker}
 read -r -a NAMES <<< "${WARREN_CLUSTER_NAMES:-c1 c2 c3}"
 [ "${#NAMES[@]}" = 3 ] || { echo "failover: WARREN_CLUSTER_NAMES must name 3 nodes" >&2; exit 2; }
-BASE_PORT=${WARREN_CLUSTER_PORT:-44700}
+BASE_PORT=${WARREN_CLUSTER_PORT:-24700}
 
 say() { printf 'failover: %s\n' "$*" >&2; }
 die() { printf 'failover: error: %s\n' "$*" >&2; exit 1; }

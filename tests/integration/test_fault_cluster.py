@@ -1,7 +1,7 @@
 """Cluster failover on a real three-node RabbitMQ cluster on this machine.
 
 tests/cluster/failover.sh starts three private nodes (c1, c2, c3 by
-default; their own ports from WARREN_CLUSTER_PORT, default 44700) and
+default; their own ports from WARREN_CLUSTER_PORT, default 24700) and
 joins c2 and c3 to c1 with RabbitMQ's own stop_app / join_cluster /
 start_app. Two warrend hosts consume a quorum work queue with
 broker.urls listing all three nodes, c1 first, so every worker process is
