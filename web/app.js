@@ -1,6 +1,9 @@
-// The warren web page: overview, jobs list, job detail. No framework, no
+// The warren web page: overview, jobs list, job detail, dead letters
+// grouped with replay and purge of a group, schedules. No framework, no
 // build step. Every value that comes from a job (ids, worker names, args,
 // errors, hosts) is put in the page with textContent, never as HTML.
+// Actions send the token (kept in this browser's localStorage) in the
+// X-Warren-Token header with a JSON body: see docs/web.md.
 "use strict";
 
 const STATES = ["queued", "scheduled", "running", "retrying", "succeeded", "dead"];
@@ -31,11 +34,11 @@ function stateBadge(s) { return el("span", { class: "state " + (s || "") }, s ||
 
 function jobLink(id) { return el("a", { href: "#/job/" + encodeURIComponent(id) }, id); }
 
-function table(headers, rows) {
+function table(headers, rows, id) {
   const thead = el("thead", null, el("tr", null, ...headers.map(h =>
     el("th", { class: h.cls || "" }, h.label || h))));
   const tbody = el("tbody", null, ...rows);
-  return el("div", { class: "scroll" }, el("table", null, thead, tbody));
+  return el("div", { class: "scroll" }, el("table", id ? { id } : null, thead, tbody));
 }
 
 function show(...nodes) { main.replaceChildren(...nodes); }
@@ -77,7 +80,7 @@ async function overview() {
   const qrows = queues.queues.map(q => el("tr", null, el("td", null, q.name),
     el("td", { class: "num" }, q.exists ? q.ready : "-"),
     el("td", { class: "num" }, q.exists ? q.consumers : "-"),
-    el("td", { class: "num" }, q.dead)));
+    el("td", { class: "num" }, q.dead ? el("a", { href: "#/dead" }, q.dead) : 0)));
   const wrows = report.workers.map(w => el("tr", null,
     el("td", null, el("a", { href: "#/jobs?worker=" + encodeURIComponent(w.worker || "") },
       w.worker || "(unknown)")),
@@ -164,12 +167,128 @@ async function job(id) {
       { label: "host", cls: "hide" }, { label: "duration", cls: "num" }, "error"], rows));
 }
 
+// ---- dead letters ----------------------------------------------------------
+
+const TOKEN_KEY = "warren-token";
+
+function tokenForm() {
+  const input = el("input", { id: "token", type: "password", autocomplete: "off",
+    placeholder: localStorage.getItem(TOKEN_KEY) ? "token saved" : "token (web.token_file)",
+    "aria-label": "action token" });
+  const note = el("span", { class: "muted", id: "token-state" },
+    localStorage.getItem(TOKEN_KEY) ? "Token saved in this browser." : "");
+  const forget = el("button", { type: "button", id: "token-forget" }, "Forget");
+  const form = el("form", { id: "token-form", class: "filters" }, input,
+    el("button", { id: "token-save" }, "Save token"), forget, note);
+  form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    if (!input.value.trim()) return;
+    localStorage.setItem(TOKEN_KEY, input.value.trim());
+    input.value = "";
+    input.placeholder = "token saved";
+    note.textContent = "Token saved in this browser.";
+  });
+  forget.addEventListener("click", () => {
+    localStorage.removeItem(TOKEN_KEY);
+    input.placeholder = "token (web.token_file)";
+    note.textContent = "Token forgotten.";
+  });
+  return form;
+}
+
+async function act(verb, queue, g) {
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (!token) {
+    document.getElementById("action-result").textContent = "Enter the token first (web.token_file).";
+    document.getElementById("token").focus();
+    return;
+  }
+  const r = await fetch("/api/dead/" + verb, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-Warren-Token": token, Accept: "application/json" },
+    body: JSON.stringify({ queue, worker: g.worker, reason: g.reason, error: g.error }),
+  });
+  const body = await r.json().catch(() => ({ error: r.statusText }));
+  let text;
+  if (!r.ok && body.error && r.status !== 503) {
+    text = "Refused: " + body.error;
+  } else {
+    const n = verb === "replay" ? body.replayed : body.purged;
+    text = (verb === "replay" ? "replayed " : "purged ") + (n || 0) + " letter(s) of " + queue;
+    if (body.skipped) text += "; kept " + body.skipped + " without a worker name";
+    if (body.refused) text += "; the broker refused " + body.refused;
+    if (body.error) text += "; then: " + body.error;
+  }
+  await dead(text);
+}
+
+async function dead(message) {
+  const data = await api("/api/dead");
+  const rows = [];
+  const notes = [];
+  for (const q of data.queues) {
+    if (!q.exists) continue;
+    notes.push(el("li", null, q.count + " letter(s) in " + q.dead_queue +
+      (q.scanned < q.count ? " (grouped: the first " + q.scanned + ")" : "")));
+    for (const g of q.groups) {
+      const replay = el("button", { type: "button", class: "replay" }, "Replay");
+      const purge = el("button", { type: "button", class: "purge danger" }, "Purge");
+      if (!data.actions) {
+        replay.disabled = purge.disabled = true;
+        replay.title = purge.title = "actions are off: set web.token_file";
+      }
+      replay.addEventListener("click", () => act("replay", q.queue, g).catch(failure));
+      purge.addEventListener("click", () => {
+        if (window.confirm("Purge " + g.count + " dead letter(s) of " + (g.worker || "(no worker)") +
+          " from " + q.queue + "? They are gone for good.")) act("purge", q.queue, g).catch(failure);
+      });
+      rows.push(el("tr", { class: "dead-group", "data-queue": q.queue, "data-worker": g.worker,
+        "data-reason": g.reason, "data-error": g.error },
+        el("td", { class: "num count" }, g.count),
+        el("td", null, el("a", { href: "#/jobs?worker=" + encodeURIComponent(g.worker) }, g.worker || "(none)")),
+        el("td", null, g.reason || "-"), el("td", { class: "error" }, g.error),
+        el("td", { class: "hide" }, q.queue), el("td", { class: "actions" }, replay, purge)));
+    }
+  }
+  show(el("h2", null, "Dead letters"),
+    el("p", { id: "action-result", role: "status", class: "muted" }, message || ""),
+    el("ul", { class: "muted" }, ...notes),
+    table([{ label: "count", cls: "num" }, "worker", "reason", "error",
+      { label: "queue", cls: "hide" }, ""], rows, "dead-groups"),
+    rows.length ? null : el("p", { class: "muted" }, "No dead letters."),
+    data.actions ? tokenForm() : el("p", { class: "muted" },
+      "Replay and purge are off: set web.token_file in the config of warren web."));
+}
+
+// ---- schedules ------------------------------------------------------------
+
+function every(ms) {
+  const units = [[86400000, "d"], [3600000, "h"], [60000, "m"], [1000, "s"]];
+  for (const [n, u] of units) if (ms >= n && ms % n === 0) return ms / n + u;
+  return ms + "ms";
+}
+
+async function schedules() {
+  const data = await api("/api/schedules");
+  const rows = data.schedules.map(s => el("tr", null, el("td", null, s.name),
+    el("td", null, s.worker), el("td", null, s.cron ? "cron " + s.cron : "every " + every(s.every_ms)),
+    el("td", null, s.next_fire || "-"), el("td", { class: "hide" }, s.last_fire || "-"),
+    el("td", { class: "num" }, s.count ?? 0), el("td", { class: "hide" }, s.source),
+    el("td", null, s.status)));
+  show(el("h2", null, "Schedules"), table(["name", "worker", "when", "next fire",
+    { label: "last fire", cls: "hide" }, { label: "fired", cls: "num" },
+    { label: "source", cls: "hide" }, "status"], rows, "schedules"),
+    rows.length ? null : el("p", { class: "muted" }, "No schedules."));
+}
+
 async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   try {
     if (path.startsWith("/job/")) await job(decodeURIComponent(path.slice(5)));
     else if (path === "/jobs") await jobs(query || "");
+    else if (path === "/dead") await dead();
+    else if (path === "/schedules") await schedules();
     else await overview();
   } catch (err) { failure(err); }
 }

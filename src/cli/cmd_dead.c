@@ -1,34 +1,18 @@
 /* `warren dead list|replay|purge QUEUE`: the dead letters of one queue.
- *
- * DESIGN: every subcommand walks the letters that were in
- * "<namespace>.<QUEUE>.dead" when it started (the count from a passive
- * declare), taking them one by one with basic.get and no ack. A letter the
- * command acts on is acked (purge) or acked once the broker confirmed its
- * copy (replay); every other letter is held unacked until the walk ends,
- * so basic.get never hands the same letter out twice, and is then rejected
- * with requeue in the order taken, which puts it back where it was. A
- * command killed midway therefore leaves each letter either still dead or
- * replayed (possibly both: at-least-once), never neither.
- *
- * Each action (a replayed letter, a purge) logs one audit line on stderr,
- * msgid "dead.replay" or "dead.purge", naming the user, queue, ids and
- * filter. */
-#include <pwd.h>
+ * This file reads the command line and prints; dead_ops.c walks the
+ * letters (see dead_ops.h for how a walk keeps every letter). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <jansson.h>
 #include <warren/log.h>
 #include "cli.h"
 #include "common.h"
 #include "dead_letter.h"
+#include "dead_ops.h"
 #include "topology.h"
 
 #define DEFAULT_LIMIT 100
-#define AUDIT_IDS_MAX 50 /* ids named in one purge audit line */
-#define CONFIRM_TIMEOUT_MS 30000
 
 enum sub { SUB_LIST, SUB_REPLAY, SUB_PURGE };
 
@@ -46,17 +30,6 @@ struct dead_opts {
     const char **ids; /* borrowed from argv; the array is new */
     size_t n_ids;
 };
-
-/* What a walk's visitor did with the letter it was shown. */
-enum visit {
-    VISIT_HOLD,      /* keep it: it is requeued when the walk ends */
-    VISIT_DONE,      /* it was acked */
-    VISIT_HOLD_STOP, /* keep it and end the walk */
-    VISIT_FAIL,      /* the connection failed (err is set) */
-};
-
-typedef enum visit (*visit_fn)(struct warren_conn_delivery *d, const struct dead_letter *l,
-                               void *user, warren_error *err);
 
 static void usage_short(FILE *to)
 {
@@ -241,375 +214,6 @@ static int parse_args(struct dead_opts *o, struct cli_ctx *ctx, int argc, char *
     return 0;
 }
 
-/* ---- audit --------------------------------------------------------------- */
-
-/* The fields every audit line carries: who, which queue, which filter. */
-static json_t *audit_fields(const struct dead_opts *o, const char *dead)
-{
-    const char *user = getenv("USER");
-    struct passwd *pw = (user && user[0]) ? NULL : getpwuid(getuid());
-    json_t *filter = json_object();
-    if (o->n_ids) {
-        json_t *ids = json_array();
-        for (size_t i = 0; i < o->n_ids; i++)
-            json_array_append_new(ids, dead_json_text(o->ids[i]));
-        json_object_set_new(filter, "ids", ids);
-    }
-    if (o->all)
-        json_object_set_new(filter, "all", json_true());
-    const char *const names[] = {"worker", "reason", "since", "error"};
-    const char *const values[] = {o->filter.worker, o->filter.reason, o->filter.since_text,
-                                  o->filter.error};
-    for (size_t i = 0; i < 4; i++)
-        if (values[i])
-            json_object_set_new(filter, names[i], dead_json_text(values[i]));
-    json_t *f = json_object();
-    json_object_set_new(f, "user", dead_json_text(user && user[0] ? user : pw ? pw->pw_name : ""));
-    json_object_set_new(f, "uid", json_integer((json_int_t)getuid()));
-    json_object_set_new(f, "queue", dead_json_text(o->queue));
-    json_object_set_new(f, "dead_queue", dead_json_text(dead));
-    json_object_set_new(f, "filter", filter);
-    return f;
-}
-
-/* Writes one audit line; steals `fields`. */
-static void audit(const char *msgid, json_t *fields, const char *what, const char *queue)
-{
-    char *text = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    warren_log_write(WARREN_LOG_INFO, msgid, text, "%s in %s", what, queue);
-    free(text);
-    json_decref(fields);
-}
-
-/* ---- walking the letters ------------------------------------------------- */
-
-struct walk {
-    struct warren_conn *conn;
-    const char *dead;          /* full queue name */
-    const char *jobs_exchange; /* the namespace's */
-    uint32_t present;          /* letters when the command started */
-    uint64_t *held;            /* tags to requeue at the end, in order taken */
-    size_t n_held, cap_held;
-};
-
-static int hold(struct walk *w, uint64_t tag)
-{
-    if (w->n_held == w->cap_held) {
-        size_t cap = w->cap_held ? w->cap_held * 2 : 64;
-        uint64_t *h = realloc(w->held, cap * sizeof *h);
-        if (!h)
-            return -1;
-        w->held = h;
-        w->cap_held = cap;
-    }
-    w->held[w->n_held++] = tag;
-    return 0;
-}
-
-/* Shows each of the letters present to `fn`, then requeues those held.
- * 0 ok, -1 on a broker error (err set; the broker requeues whatever was
- * still unacked when the connection closes). */
-static int walk_run(struct walk *w, visit_fn fn, void *user, warren_error *err)
-{
-    for (uint32_t i = 0; i < w->present; i++) {
-        struct warren_conn_delivery d;
-        warren_error_clear(err);
-        warren_status st = warren__conn_get(w->conn, w->dead, &d, err);
-        if (st == WARREN_ENOTFOUND && err->code == WARREN_OK)
-            break; /* fewer letters than counted: others took some */
-        if (st != WARREN_OK)
-            return -1;
-        struct dead_letter l;
-        enum visit v = VISIT_FAIL;
-        if (dead_letter_read(&l, &d.message.properties, w->jobs_exchange) == 0) {
-            v = fn(&d, &l, user, err);
-            dead_letter_free(&l);
-        } else {
-            warren_error_set(err, WARREN_ENOMEM, "out of memory reading a letter");
-        }
-        if ((v == VISIT_HOLD || v == VISIT_HOLD_STOP) && hold(w, d.delivery_tag) != 0)
-            v = VISIT_FAIL;
-        warren__conn_delivery_free(&d);
-        if (v == VISIT_FAIL)
-            return -1;
-        if (v == VISIT_HOLD_STOP)
-            break;
-    }
-    for (size_t i = 0; i < w->n_held; i++)
-        if (warren__conn_reject(w->conn, w->held[i], 1, err) != WARREN_OK)
-            return -1;
-    return 0;
-}
-
-/* ---- list ----------------------------------------------------------------- */
-
-struct list_state {
-    const struct dead_opts *o;
-    struct dead_output *out;
-    long long now;
-};
-
-static enum visit list_visit(struct warren_conn_delivery *d, const struct dead_letter *l,
-                             void *user, warren_error *err)
-{
-    struct list_state *s = user;
-    (void)err;
-    if (!dead_filter_match(&s->o->filter, l, s->now))
-        return VISIT_HOLD;
-    dead_output_add(s->out, l, &d->message);
-    /* --group counts every letter; a plain list stops at --limit. */
-    return !s->out->group && (long)s->out->n >= s->o->limit ? VISIT_HOLD_STOP : VISIT_HOLD;
-}
-
-static int run_list(const struct dead_opts *o, struct walk *w, struct dead_output *out,
-                    warren_error *err)
-{
-    struct list_state s = {o, out, dead_now_ms()};
-    if (walk_run(w, list_visit, &s, err) != 0)
-        return -1;
-    dead_output_print(out, o->limit, NULL, w->dead, w->present);
-    return 0;
-}
-
-/* ---- replay --------------------------------------------------------------- */
-
-struct replay_state {
-    const struct dead_opts *o;
-    struct walk *w;
-    struct dead_output *out; /* for --dry-run */
-    long long now;
-    unsigned char *seen; /* per --id: the furthest enum id_state a letter reached */
-    size_t replayed, skipped, refused;
-};
-
-/* Headers a replayed copy leaves behind: the dead letter's, those of the
- * attempts before (a replay starts again at attempt 1) and the broker's. */
-static int dropped_on_replay(amqp_bytes_t key)
-{
-    static const char *const exact[] = {
-        "x-warren-dead-reason", "x-warren-error", "x-warren-attempts", "x-warren-failed-at",
-        "x-warren-queue",       "x-warren-host",  "x-warren-attempt",  "x-warren-last-error",
-        "x-warren-snoozes",     "x-death",        "x-delivery-count",
-    };
-    static const char *const prefixes[] = {"x-warren-original-", "x-first-death-", "x-last-death-"};
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (key.len == strlen(exact[i]) && !memcmp(key.bytes, exact[i], key.len))
-            return 1;
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-        if (key.len >= strlen(prefixes[i]) && !memcmp(key.bytes, prefixes[i], strlen(prefixes[i])))
-            return 1;
-    return 0;
-}
-
-/* Publishes the letter's copy to the jobs exchange and waits for its
- * confirm. The copy's headers borrow from the delivery. */
-static warren_status replay_publish(struct walk *w, const struct warren_conn_delivery *d,
-                                    const char *worker, warren_error *err)
-{
-    const amqp_basic_properties_t *orig = &d->message.properties;
-    int n = (orig->_flags & AMQP_BASIC_HEADERS_FLAG) ? orig->headers.num_entries : 0;
-    amqp_table_entry_t *e = calloc((size_t)n + 1, sizeof *e);
-    if (!e)
-        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!dropped_on_replay(orig->headers.entries[i].key))
-            e[k++] = orig->headers.entries[i];
-    e[k].key = amqp_cstring_bytes("x-warren-attempt");
-    e[k].value.kind = AMQP_FIELD_KIND_I64;
-    e[k++].value.value.i64 = 1;
-    amqp_basic_properties_t p = *orig;
-    p._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
-    p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
-    p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    p.headers.num_entries = k;
-    p.headers.entries = e;
-    uint64_t seq;
-    /* Not mandatory: the jobs exchange's alternate exchange keeps a job no
-     * queue serves, as for any producer. */
-    warren_status st = warren__conn_publish(w->conn, w->jobs_exchange, worker, 0, &p,
-                                            d->message.body.bytes, d->message.body.len, &seq, err);
-    if (st == WARREN_OK)
-        st = warren__conn_wait_confirms(w->conn, seq, CONFIRM_TIMEOUT_MS, err);
-    free(e);
-    return st;
-}
-
-/* How far the letters an --id names got. */
-enum id_state { ID_MISSING, ID_FILTERED, ID_KEPT, ID_REPLAYED };
-
-/* Raises the state of every --id that names the letter; returns whether
- * one does. */
-static int note_ids(struct replay_state *s, const struct dead_letter *l, enum id_state state)
-{
-    int named = 0;
-    for (size_t i = 0; i < s->o->n_ids; i++) {
-        if (strcmp(l->id, s->o->ids[i]) != 0)
-            continue;
-        named = 1;
-        if (s->seen[i] < state)
-            s->seen[i] = (unsigned char)state;
-    }
-    return named;
-}
-
-static void replay_audit(struct replay_state *s, const struct dead_letter *l)
-{
-    json_t *f = audit_fields(s->o, s->w->dead);
-    json_object_set_new(f, "id", dead_json_text(l->id));
-    json_object_set_new(f, "worker", dead_json_text(l->worker));
-    json_object_set_new(f, "reason", dead_json_text(l->reason));
-    char id[100], what[256];
-    dead_cell(id, sizeof id, l->id, 64);
-    snprintf(what, sizeof what, "replayed dead letter %s to %s", id, l->worker);
-    audit("dead.replay", f, what, s->w->dead);
-}
-
-static enum visit replay_visit(struct warren_conn_delivery *d, const struct dead_letter *l,
-                               void *user, warren_error *err)
-{
-    struct replay_state *s = user;
-    if (!dead_filter_match(&s->o->filter, l, s->now)) {
-        note_ids(s, l, ID_FILTERED);
-        return VISIT_HOLD;
-    }
-    if (!note_ids(s, l, ID_KEPT) && !s->o->all)
-        return VISIT_HOLD;
-    if (!l->worker_ok) {
-        char id[100];
-        dead_cell(id, sizeof id, l->id[0] ? l->id : "(no id)", 64);
-        fprintf(stderr, "warren dead replay: letter %s has no usable worker name; kept\n", id);
-        s->skipped++;
-        return VISIT_HOLD;
-    }
-    if (s->o->dry_run) {
-        dead_output_add(s->out, l, &d->message);
-        note_ids(s, l, ID_REPLAYED);
-        return VISIT_HOLD;
-    }
-    warren_status st = replay_publish(s->w, d, l->worker, err);
-    if (st == WARREN_OK) {
-        replay_audit(s, l);
-        note_ids(s, l, ID_REPLAYED);
-        if (warren__conn_ack(s->w->conn, d->delivery_tag, err) != WARREN_OK)
-            return VISIT_FAIL;
-        s->replayed++;
-        return VISIT_DONE;
-    }
-    if (warren__conn_broken(s->w->conn))
-        return VISIT_FAIL;
-    /* Refused (nack) or unconfirmed: the letter stays. */
-    cli_error("dead replay", err);
-    warren_error_clear(err);
-    s->refused++;
-    return VISIT_HOLD;
-}
-
-/* Reports the ids that were not replayed; returns 1 when there are any. */
-static int report_missing(const struct replay_state *s)
-{
-    int missing = 0;
-    for (size_t i = 0; i < s->o->n_ids; i++) {
-        char id[300];
-        dead_cell(id, sizeof id, s->o->ids[i], 255);
-        if (s->seen[i] == ID_MISSING)
-            fprintf(stderr, "warren dead replay: id %s not found\n", id);
-        else if (s->seen[i] == ID_FILTERED)
-            fprintf(stderr, "warren dead replay: id %s does not match the filters\n", id);
-        missing |= s->seen[i] != ID_REPLAYED;
-    }
-    return missing;
-}
-
-static int run_replay(const struct dead_opts *o, struct walk *w, struct dead_output *out,
-                      warren_error *err)
-{
-    struct replay_state s = {o, w, out, dead_now_ms(), calloc(o->n_ids + 1, 1), 0, 0, 0};
-    if (!s.seen) {
-        warren_error_set(err, WARREN_ENOMEM, "out of memory");
-        return -1;
-    }
-    int rc = walk_run(w, replay_visit, &s, err);
-    if (rc == 0 && o->dry_run)
-        dead_output_print(out, 0, "replay", w->dead, w->present);
-    else if (!o->dry_run)
-        printf("replayed %zu letter(s)\n", s.replayed);
-    if (s.skipped)
-        fprintf(stderr, "warren dead replay: kept %zu letter(s) without a usable worker name\n",
-                s.skipped);
-    if (rc == 0 && (report_missing(&s) || s.refused))
-        rc = 1;
-    free(s.seen);
-    return rc;
-}
-
-/* ---- purge ---------------------------------------------------------------- */
-
-struct purge_state {
-    const struct dead_opts *o;
-    struct walk *w;
-    struct dead_output *out; /* for --dry-run */
-    long long now;
-    json_t *ids; /* of the letters removed, for the audit line */
-    size_t purged;
-};
-
-static enum visit purge_visit(struct warren_conn_delivery *d, const struct dead_letter *l,
-                              void *user, warren_error *err)
-{
-    struct purge_state *s = user;
-    if (!dead_filter_match(&s->o->filter, l, s->now))
-        return VISIT_HOLD;
-    if (s->o->dry_run) {
-        dead_output_add(s->out, l, &d->message);
-        return VISIT_HOLD;
-    }
-    if (warren__conn_ack(s->w->conn, d->delivery_tag, err) != WARREN_OK)
-        return VISIT_FAIL;
-    if (s->purged++ < AUDIT_IDS_MAX)
-        json_array_append_new(s->ids, dead_json_text(l->id));
-    return VISIT_DONE;
-}
-
-static void purge_audit(const struct dead_opts *o, const char *dead, json_t *ids, size_t n)
-{
-    json_t *f = audit_fields(o, dead);
-    json_object_set_new(f, "count", json_integer((json_int_t)n));
-    if (ids) {
-        json_object_set(f, "ids", ids);
-        if (n > json_array_size(ids))
-            json_object_set_new(f, "ids_not_shown",
-                                json_integer((json_int_t)(n - json_array_size(ids))));
-    }
-    char what[64];
-    snprintf(what, sizeof what, "purged %zu dead letter(s)", n);
-    audit("dead.purge", f, what, dead);
-}
-
-static int run_purge(const struct dead_opts *o, struct walk *w, struct dead_output *out,
-                     warren_error *err)
-{
-    if (!dead_filter_active(&o->filter) && !o->dry_run) {
-        uint32_t purged = 0;
-        if (warren__conn_queue_purge(w->conn, w->dead, &purged, err) != WARREN_OK)
-            return -1;
-        purge_audit(o, w->dead, NULL, purged);
-        printf("purged %u letter(s)\n", purged);
-        return 0;
-    }
-    struct purge_state s = {o, w, out, dead_now_ms(), json_array(), 0};
-    int rc = walk_run(w, purge_visit, &s, err);
-    /* What was acked is gone even when the walk failed later on. */
-    if (!o->dry_run && (rc == 0 || s.purged))
-        purge_audit(o, w->dead, s.ids, s.purged);
-    if (rc == 0 && o->dry_run)
-        dead_output_print(out, 0, "purge", w->dead, w->present);
-    else if (!o->dry_run)
-        printf("purged %zu letter(s)\n", s.purged);
-    json_decref(s.ids);
-    return rc;
-}
-
 /* ---- the command ------------------------------------------------------------ */
 
 /* Audit lines are part of what the dead-letter commands do: a log level
@@ -620,45 +224,92 @@ static void keep_audit_lines(void)
         warren_log_setup(WARREN_LOG_INFO, WARREN_LOG_TEXT, "cli");
 }
 
+/* Names the ids a replay did not replay; returns 1 when there are any. */
+static int report_missing(const struct dead_opts *o, const struct dead_result *res)
+{
+    int missing = 0;
+    for (size_t i = 0; i < o->n_ids; i++) {
+        char id[300];
+        dead_cell(id, sizeof id, o->ids[i], 255);
+        if (res->seen[i] == DEAD_ID_MISSING)
+            fprintf(stderr, "warren dead replay: id %s not found\n", id);
+        else if (res->seen[i] == DEAD_ID_FILTERED)
+            fprintf(stderr, "warren dead replay: id %s does not match the filters\n", id);
+        missing |= res->seen[i] != DEAD_ID_REPLAYED;
+    }
+    return missing;
+}
+
+/* Prints what the operation did; returns the exit status. */
+static int print_result(const struct dead_opts *o, const struct dead_output *out,
+                        const struct dead_result *res, const char *dead)
+{
+    if (o->sub == SUB_LIST) {
+        dead_output_print(out, o->limit, NULL, dead, res->present);
+        return 0;
+    }
+    const char *verb = o->sub == SUB_REPLAY ? "replay" : "purge";
+    if (o->dry_run)
+        dead_output_print(out, 0, verb, dead, res->present);
+    else if (o->sub == SUB_REPLAY)
+        printf("replayed %zu letter(s)\n", res->replayed);
+    else
+        printf("purged %zu letter(s)\n", res->purged);
+    if (o->sub != SUB_REPLAY)
+        return 0;
+    if (res->skipped)
+        fprintf(stderr, "warren dead replay: kept %zu letter(s) without a usable worker name\n",
+                res->skipped);
+    if (res->refused)
+        fprintf(stderr, "warren dead replay: the broker refused %zu cop(ies); those letters stay\n",
+                res->refused);
+    return report_missing(o, res) || res->refused ? 1 : 0;
+}
+
 /* Runs the subcommand on an open connection. Returns the exit status. */
 static int run(const struct dead_opts *o, const struct cli_ctx *ctx, struct warren_conn *conn)
 {
     const char *sub = o->sub == SUB_LIST     ? "dead list"
                       : o->sub == SUB_REPLAY ? "dead replay"
                                              : "dead purge";
-    char dead[WARREN_AMQP_NAME_MAX], ex[WARREN_AMQP_NAME_MAX];
-    warren__name_dead(dead, sizeof dead, ctx->cfg.namespace_, o->queue);
-    warren__name_exchange(ex, sizeof ex, ctx->cfg.namespace_);
-    struct walk w = {conn, dead, ex, 0, NULL, 0, 0};
-    warren_error err;
-    warren_error_clear(&err);
-    warren_status st = warren__conn_queue_inspect(conn, dead, &w.present, NULL, &err);
-    if (st == WARREN_ENOTFOUND) {
-        fprintf(stderr, "warren %s: no queue '%s' (%s does not exist)\n", sub, o->queue, dead);
-        return 1;
-    }
-    /* A replay is a producer: like one, it makes sure the jobs exchange and
-     * its alternate exchange exist, so an unserved job is kept. */
-    if (st == WARREN_OK && o->sub == SUB_REPLAY && !o->dry_run)
-        st = warren__topology_declare_base(conn, ctx->cfg.namespace_, 0, NULL, NULL, &err);
-    if (st != WARREN_OK) {
-        cli_error(sub, &err);
-        return 1;
-    }
+    struct dead_request r = {
+        .op = o->sub == SUB_LIST ? DEAD_LIST : o->sub == SUB_REPLAY ? DEAD_REPLAY : DEAD_PURGE,
+        .queue = o->queue,
+        .filter = o->filter,
+        .ids = o->ids,
+        .n_ids = o->n_ids,
+        .all = o->all,
+        .dry_run = o->dry_run,
+        .limit = o->limit,
+    };
     struct dead_output out;
     if (dead_output_init(&out, o->json, o->group) != 0) {
         fprintf(stderr, "warren %s: out of memory\n", sub);
         return 1;
     }
-    int rc = o->sub == SUB_LIST     ? run_list(o, &w, &out, &err)
-             : o->sub == SUB_REPLAY ? run_replay(o, &w, &out, &err)
-                                    : run_purge(o, &w, &out, &err);
-    if (rc < 0) {
+    struct dead_result res;
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = dead_run(&r, conn, ctx->cfg.namespace_, &out, &res, &err);
+    int rc;
+    if (st == WARREN_OK) {
+        char dead[WARREN_AMQP_NAME_MAX];
+        warren__name_dead(dead, sizeof dead, ctx->cfg.namespace_, o->queue);
+        rc = print_result(o, &out, &res, dead);
+    } else if (st == WARREN_ENOTFOUND) {
+        fprintf(stderr, "warren %s: %s\n", sub, err.text);
+        rc = 1;
+    } else {
+        /* What was done before the failure stays done. */
+        if (o->sub == SUB_REPLAY && res.replayed)
+            printf("replayed %zu letter(s) before the error\n", res.replayed);
+        if (o->sub == SUB_PURGE && res.purged)
+            printf("purged %zu letter(s) before the error\n", res.purged);
         cli_error(sub, &err);
         rc = 1;
     }
+    dead_result_free(&res);
     dead_output_free(&out);
-    free(w.held);
     return rc;
 }
 

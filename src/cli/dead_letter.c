@@ -160,13 +160,27 @@ long long dead_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether a letter's raw text is `shown`, the text as a group showed it
+ * (JSON, where invalid UTF-8 became U+FFFD). */
+static int same_as_shown(const char *raw, const char *shown)
+{
+    if (!strcmp(raw, shown))
+        return 1;
+    if (warren__utf8_valid(raw, strlen(raw)))
+        return 0;
+    json_t *t = dead_json_text(raw);
+    int same = json_is_string(t) && !strcmp(json_string_value(t), shown);
+    json_decref(t);
+    return same;
+}
+
 int dead_filter_match(const struct dead_filter *f, const struct dead_letter *l, long long now_ms)
 {
-    if (f->worker && strcmp(l->worker, f->worker) != 0)
+    if (f->worker && !(f->exact ? same_as_shown(l->worker, f->worker) : !strcmp(l->worker, f->worker)))
         return 0;
     if (f->reason && strcmp(l->reason, f->reason) != 0)
         return 0;
-    if (f->error && !strstr(l->error, f->error))
+    if (f->error && !(f->exact ? same_as_shown(l->error, f->error) : !!strstr(l->error, f->error)))
         return 0;
     /* A letter without a readable time is older than any --since. */
     if (f->since_text && (l->failed_ms < 0 || l->failed_ms < now_ms - f->since_ms))
@@ -352,9 +366,9 @@ static int by_count_desc(const void *a, const void *b)
     return c ? c : strcmp(str_of(x, "error"), str_of(y, "error"));
 }
 
-/* The groups, largest first, at most `limit` of them (new array). */
-static json_t *sorted_groups(json_t *groups, long limit)
+json_t *dead_output_groups(const struct dead_output *out, long limit)
 {
+    json_t *groups = out->groups;
     size_t n = json_object_size(groups), k = 0;
     json_t **v = calloc(n ? n : 1, sizeof *v);
     json_t *arr = json_array();
@@ -397,7 +411,7 @@ static void print_json(json_t *v)
 void dead_output_print(const struct dead_output *out, long limit, const char *verb,
                        const char *queue, unsigned present)
 {
-    json_t *groups = out->group ? sorted_groups(out->groups, limit) : NULL;
+    json_t *groups = out->group ? dead_output_groups(out, limit) : NULL;
     if (out->json)
         print_json(groups ? groups : out->rows);
     else if (groups)

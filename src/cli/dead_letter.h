@@ -33,6 +33,8 @@ struct dead_filter {
     const char *error;      /* contained in x-warren-error */
     const char *since_text; /* as given, for the audit line */
     long long since_ms;     /* failed at or after now - since_ms */
+    int exact;              /* error too must be equal (a group: all three equal,
+                               compared as shown, invalid UTF-8 as U+FFFD) */
 };
 
 int dead_filter_active(const struct dead_filter *f);
@@ -66,6 +68,9 @@ void dead_output_add(struct dead_output *out, const struct dead_letter *l, const
  * queue `queue` held. */
 void dead_output_print(const struct dead_output *out, long limit, const char *verb,
                        const char *queue, unsigned present);
+
+/* The groups collected, largest first, at most `limit` (new array). */
+json_t *dead_output_groups(const struct dead_output *out, long limit);
 
 /* A JSON string of any text; invalid UTF-8 becomes U+FFFD. New. */
 json_t *dead_json_text(const char *s);

@@ -32,6 +32,7 @@
 #include "history.h"
 #include "topology.h"
 #include "web.h"
+#include "web_http.h"
 
 #define FLUSH_MS 200
 #define PRUNE_EVERY_MS 60000
@@ -93,17 +94,6 @@ static int mkdir_parents(const char *path)
 
 /* ---- the HTTP side ------------------------------------------------------ */
 
-struct web {
-    struct cli_ctx *ctx;
-    const char *db_path;
-    char static_dir[PATH_MAX];
-    struct warren_history *reader; /* the server thread's */
-    struct warren_conn *conn;      /* the server thread's, for /api/queues */
-    struct MHD_Daemon *daemon;
-    int listen_fd;
-    char address[300];
-};
-
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
                                void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
@@ -125,7 +115,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
     return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, json_t *v)
+enum MHD_Result web_respond_json(struct MHD_Connection *c, unsigned status, json_t *v)
 {
     char *text = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(v);
@@ -135,9 +125,9 @@ static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, j
     return respond(c, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status, const char *msg)
+enum MHD_Result web_respond_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-    return respond_json(c, status, json_pack("{s:s}", "error", msg));
+    return web_respond_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
 /* The store, opened read-only on first use (warren web created it). */
@@ -174,24 +164,24 @@ static enum MHD_Result api_jobs(struct web *w, struct MHD_Connection *c)
     warren_error_clear(&err);
     struct warren_history *h = reader(w, &err);
     if (!h)
-        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
+        return web_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
     struct warren_history_filter f = {.state = arg(c, "state"), .worker = arg(c, "worker"),
                                       .id_prefix = arg(c, "id")};
     f.since_ms = since_arg(c, 0);
     if (f.since_ms < 0)
-        return respond_error(c, MHD_HTTP_BAD_REQUEST, "since: expected a duration, e.g. 24h");
+        return web_respond_error(c, MHD_HTTP_BAD_REQUEST, "since: expected a duration, e.g. 24h");
     const char *limit = arg(c, "limit");
     if (limit) {
         char *end;
         long n = strtol(limit, &end, 10);
         if (*end || n < 1 || n > 10000)
-            return respond_error(c, MHD_HTTP_BAD_REQUEST, "limit: expected 1-10000");
+            return web_respond_error(c, MHD_HTTP_BAD_REQUEST, "limit: expected 1-10000");
         f.limit = (int)n;
     }
     json_t *out;
     if (warren__history_jobs(h, &f, &out, &err) != WARREN_OK)
-        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
-    return respond_json(c, MHD_HTTP_OK, out);
+        return web_respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
+    return web_respond_json(c, MHD_HTTP_OK, out);
 }
 
 static enum MHD_Result api_job(struct web *w, struct MHD_Connection *c, const char *id)
@@ -200,14 +190,14 @@ static enum MHD_Result api_job(struct web *w, struct MHD_Connection *c, const ch
     warren_error_clear(&err);
     struct warren_history *h = reader(w, &err);
     if (!h)
-        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
+        return web_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
     json_t *out;
     warren_status st = warren__history_job(h, id, &out, &err);
     if (st == WARREN_ENOTFOUND)
-        return respond_error(c, MHD_HTTP_NOT_FOUND, err.text);
+        return web_respond_error(c, MHD_HTTP_NOT_FOUND, err.text);
     if (st != WARREN_OK)
-        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
-    return respond_json(c, MHD_HTTP_OK, out);
+        return web_respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
+    return web_respond_json(c, MHD_HTTP_OK, out);
 }
 
 static enum MHD_Result api_report(struct web *w, struct MHD_Connection *c)
@@ -216,45 +206,14 @@ static enum MHD_Result api_report(struct web *w, struct MHD_Connection *c)
     warren_error_clear(&err);
     struct warren_history *h = reader(w, &err);
     if (!h)
-        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
+        return web_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
     long long since = since_arg(c, 24LL * 3600 * 1000);
     if (since < 0)
-        return respond_error(c, MHD_HTTP_BAD_REQUEST, "since: expected a duration, e.g. 24h");
+        return web_respond_error(c, MHD_HTTP_BAD_REQUEST, "since: expected a duration, e.g. 24h");
     json_t *out;
     if (warren__history_report(h, since, &out, &err) != WARREN_OK)
-        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
-    return respond_json(c, MHD_HTTP_OK, out);
-}
-
-static enum MHD_Result api_queues(struct web *w, struct MHD_Connection *c)
-{
-    if (w->conn && warren__conn_broken(w->conn)) {
-        warren__conn_close(w->conn);
-        w->conn = NULL;
-    }
-    if (!w->conn && cli_connect(w->ctx, &w->conn) != 0) {
-        w->conn = NULL;
-        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot connect to the broker");
-    }
-    const struct warren_config *cfg = &w->ctx->cfg;
-    json_t *queues = json_array();
-    for (size_t i = 0; i < cfg->n_queues; i++) {
-        char work[WARREN_AMQP_NAME_MAX], dead[WARREN_AMQP_NAME_MAX];
-        uint32_t ready = 0, consumers = 0, nd = 0;
-        warren_error err;
-        warren_error_clear(&err);
-        warren__name_queue(work, sizeof work, cfg->namespace_, cfg->queues[i].name);
-        int exists = warren__conn_queue_inspect(w->conn, work, &ready, &consumers, &err) ==
-                     WARREN_OK;
-        warren_error_clear(&err);
-        warren__conn_queue_inspect(
-            w->conn, warren__name_dead(dead, sizeof dead, cfg->namespace_, cfg->queues[i].name),
-            &nd, NULL, &err);
-        json_array_append_new(queues, json_pack("{s:s, s:b, s:i, s:i, s:i}", "name",
-                                                 cfg->queues[i].name, "exists", exists, "ready",
-                                                 ready, "consumers", consumers, "dead", nd));
-    }
-    return respond_json(c, MHD_HTTP_OK, json_pack("{s:o}", "queues", queues));
+        return web_respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.text);
+    return web_respond_json(c, MHD_HTTP_OK, out);
 }
 
 static const struct {
@@ -275,7 +234,7 @@ static enum MHD_Result serve_static(struct web *w, struct MHD_Connection *c, con
         snprintf(path, sizeof path, "%s/%s", w->static_dir, statics[i].file);
         FILE *f = fopen(path, "rb");
         if (!f)
-            return respond_error(c, MHD_HTTP_NOT_FOUND, "page files not found");
+            return web_respond_error(c, MHD_HTTP_NOT_FOUND, "page files not found");
         fseek(f, 0, SEEK_END);
         long len = ftell(f);
         rewind(f);
@@ -283,29 +242,44 @@ static enum MHD_Result serve_static(struct web *w, struct MHD_Connection *c, con
         size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
         fclose(f);
         if (!buf)
-            return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            return web_respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return respond(c, MHD_HTTP_OK, statics[i].type, buf, got, MHD_RESPMEM_MUST_FREE);
     }
-    return respond_error(c, MHD_HTTP_NOT_FOUND, "not found");
+    return web_respond_error(c, MHD_HTTP_NOT_FOUND, "not found");
 }
+
+/* libmicrohttpd calls this first with the headers, then once per piece of
+ * the body, then once more with *upload_size == 0: only then is the
+ * request answered. A POST's body is kept in a web_request; a GET needs
+ * no state (a marker stands in for it). */
+static char get_marker;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **state)
 {
     (void)version;
-    (void)upload_data;
     struct web *w = cls;
+    int post = !strcmp(method, MHD_HTTP_METHOD_POST);
     if (!*state) { /* first call: headers only */
-        *state = (void *)1;
-        return MHD_YES;
+        *state = post ? calloc(1, sizeof(struct web_request)) : (void *)&get_marker;
+        return *state ? MHD_YES : MHD_NO;
     }
-    if (*upload_size) { /* no bodies are taken */
+    if (*upload_size) {
+        struct web_request *req = post ? *state : NULL;
+        if (req && req->len + *upload_size <= WEB_BODY_MAX) {
+            memcpy(req->body + req->len, upload_data, *upload_size);
+            req->len += *upload_size;
+        } else if (req) {
+            req->too_big = 1;
+        }
         *upload_size = 0;
         return MHD_YES;
     }
+    if (post && !strncmp(url, "/api/", 5))
+        return web_action(w, c, url, *state);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        return web_respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     if (!strcmp(url, "/api/jobs"))
         return api_jobs(w, c);
     if (!strncmp(url, "/api/jobs/", 10) && url[10])
@@ -313,12 +287,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!strcmp(url, "/api/report"))
         return api_report(w, c);
     if (!strcmp(url, "/api/queues"))
-        return api_queues(w, c);
-    if (!strcmp(url, "/api/dead") || !strcmp(url, "/api/schedules"))
-        return respond_error(c, 501, "not implemented yet");
+        return web_api_queues(w, c);
+    if (!strcmp(url, "/api/dead"))
+        return web_api_dead(w, c);
+    if (!strcmp(url, "/api/schedules"))
+        return web_api_schedules(w, c);
     if (!strncmp(url, "/api/", 5))
-        return respond_error(c, MHD_HTTP_NOT_FOUND, "not found");
+        return web_respond_error(c, MHD_HTTP_NOT_FOUND, "not found");
     return serve_static(w, c, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)cls;
+    (void)c;
+    (void)why;
+    if (*state && *state != (void *)&get_marker)
+        free(*state);
+    *state = NULL;
 }
 
 static int open_listener(struct web *w, const char *spec, warren_error *err)
@@ -553,6 +540,10 @@ int warren__web_run(struct cli_ctx *ctx, const struct web_opts *o)
     w.db_path = db;
     w.listen_fd = -1;
     find_static_dir(&w, o ? o->static_dir : NULL);
+    if (web_token_load(&w) != 0) {
+        warren__history_close(h);
+        return 2;
+    }
     const char *listen = o && o->listen ? o->listen : ctx->cfg.web_listen;
     if (open_listener(&w, listen, &err) != WARREN_OK) {
         cli_error("web", &err);
@@ -565,7 +556,8 @@ int warren__web_run(struct cli_ctx *ctx, const struct web_opts *o)
     w.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
                                 on_request, &w, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)w.listen_fd,
                                 MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT,
-                                30U, MHD_OPTION_END);
+                                30U, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!w.daemon) {
         fprintf(stderr, "warren web: cannot start the HTTP server on %s\n", listen);
