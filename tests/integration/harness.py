@@ -6,7 +6,7 @@ Run tests with Debian's interpreter, /usr/bin/python3 (it has python3-pika):
 
 Environment (ctest sets the last three; scripts/test and
 `eval "$(scripts/broker env)"` set the first ones):
-    WARREN_TEST_URL    broker for the tests (default amqp://guest:guest@127.0.0.1:45672/,
+    WARREN_TEST_URL    broker for the tests (default amqp://guest:guest@127.0.0.1:21672/,
                        the private node of scripts/broker)
     WARREN_TEST_CTL    "rabbitmqctl -n NODE" of that node (optional: lists queues)
     WARREN_TEST_BROKER scripts/broker (restart/kill for fault tests)
@@ -53,7 +53,7 @@ logging.getLogger("pika").setLevel(
     logging.DEBUG if os.environ.get("WARREN_TEST_DEBUG") else logging.CRITICAL)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_TEST_URL = "amqp://guest:guest@127.0.0.1:45672/"
+DEFAULT_TEST_URL = "amqp://guest:guest@127.0.0.1:21672/"
 TEST_URL = os.environ.get("WARREN_TEST_URL") or DEFAULT_TEST_URL
 SOURCE_DIR = os.environ.get("WARREN_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 BUILD_DIR = os.environ.get("WARREN_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")

@@ -22,7 +22,7 @@ struct fixture {
 static const char *test_url(void)
 {
     const char *u = getenv("WARREN_TEST_URL");
-    return u && u[0] ? u : "amqp://guest:guest@127.0.0.1:45672/";
+    return u && u[0] ? u : "amqp://guest:guest@127.0.0.1:21672/";
 }
 
 static void assert_ok_(warren_status st, const warren_error *err, const char *file, int line)

@@ -15,7 +15,7 @@ broker's certificate names localhost and 127.0.0.1 only, so connecting to
 uses a small TLS server in this process, since a node has one certificate.
 
 Ports: WARREN_TEST_TLS_PORT (AMQP; +1 Erlang distribution, +5 TLS), else
-the first free block found from 47100 on."""
+the first free block found from 31000 on (below the ephemeral range)."""
 
 import os
 import pwd
@@ -48,7 +48,7 @@ def _free(port, host="127.0.0.1"):
 def pick_ports():
     """(amqp, dist, tls) ports that are free now."""
     fixed = os.environ.get("WARREN_TEST_TLS_PORT")
-    bases = [int(fixed)] if fixed else range(47100, 49000, 20)
+    bases = [int(fixed)] if fixed else range(31000, 32700, 20)
     for base in bases:
         if all(_free(p) for p in (base, base + 1, base + 5)) and _free(base + 5, "127.0.0.2"):
             return base, base + 1, base + 5
