@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <warren/log.h>
 #include "../cli/dead_ops.h"
 #include "schedule_store.h"
@@ -29,13 +28,6 @@
  * many were scanned) rather than blocking the server for minutes. */
 #define DEAD_SCAN_MAX 20000
 #define DEAD_GROUPS_MAX 500
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The server thread's broker connection, opened again after a failure. */
 static struct warren_conn *broker(struct web *w)
@@ -144,7 +136,7 @@ enum MHD_Result web_api_schedules(struct web *w, struct MHD_Connection *c)
     warren_error err;
     warren_error_clear(&err);
     if (warren__sched_store_list(conn, cfg->namespace_, cfg->schedules, cfg->n_schedules,
-                                 wall_ms(), &rows, &err) != WARREN_OK) {
+                                 dead_now_ms(), &rows, &err) != WARREN_OK) {
         broker_drop(w);
         return web_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.text);
     }
