@@ -28,7 +28,7 @@ RUN apt-get update \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/warren --create-home --shell /usr/sbin/nologin warren \
- && install -d -o warren -g warren /var/spool/warren /etc/warren
+ && install -d -o warren -g warren /var/spool/warren /etc/warren /var/lib/warren/history
 COPY --from=build /out/usr/local/ /usr/local/
 COPY config/docker.conf /etc/warren/warren.conf
 RUN ldconfig
