@@ -41,7 +41,7 @@ function table(headers, rows, id) {
   return el("div", { class: "scroll" }, el("table", id ? { id } : null, thead, tbody));
 }
 
-function show(...nodes) { main.replaceChildren(...nodes); }
+function show(...nodes) { main.replaceChildren(...nodes.filter(n => n !== null && n !== undefined)); }
 
 function failure(err) { show(el("p", { class: "error" }, "Error: " + err.message)); }
 
