@@ -46,11 +46,12 @@ class TestHistory(harness.WarrenTestCase):
         web.wait_log(r"listening on", 10)
         return web
 
-    def setup_run(self, **kw):
+    def setup_run(self, host=None, **kw):
         self.port = free_port()
         retry = {"max_attempts": 2, "initial_delay": 1, "multiplier": 1.0, "jitter": 0.0}
         self.conf = self.write_config(
-            name="warren.conf", host={"concurrency": 4, "prefetch": 4, "name": self.ns + "-h"},
+            name="warren.conf",
+            host=host or {"concurrency": 4, "prefetch": 4, "name": self.ns + "-h"},
             events={"enabled": True}, retry=retry, web={"db": "hist/warren.db"}, **kw)
         return self.conf
 
@@ -170,6 +171,27 @@ class TestHistory(harness.WarrenTestCase):
         self.assertEqual(cm.exception.code, 404)
         self.assertTrue(os.path.exists(os.path.join(self.tmpdir, "hist", "warren.db")))
         web.stop()
+
+    def test_crashing_job_ends_dead_with_each_run_in_its_timeline(self):
+        """A job that kills its worker process (SIGSEGV) is run max_crashes
+        times and parked as `crashed`: the history shows each start and the
+        dead event with that reason, while a job beside it succeeds."""
+        conf = self.setup_run(host={"concurrency": 2, "prefetch": 1, "max_crashes": 2,
+                                    "name": self.ns + "-h"})
+        self.start_web(conf)
+        host = self.start_host(config=conf)
+        host.wait_log(r"worker\.ready", 20)
+        poison = harness.publish_raw(self.ns, "diag.crash", {})
+        fine = harness.publish_raw(self.ns, "diag.noop", {})
+        self.wait_state([poison, fine], {poison: "dead", fine: "succeeded"}, 60)
+        j = self.job(poison)
+        events = [e["event"] for e in j["timeline"]]
+        self.assertEqual(events.count("started"), 2, events)
+        self.assertEqual(events[-1], "dead", events)
+        self.assertEqual(j["timeline"][-1]["reason"], "crashed")
+        self.assertIn("signal", j["error"])
+        status, _, body = self.api("/api/jobs/" + poison)
+        self.assertEqual((status, json.loads(body)["state"]), (200, "dead"))
 
     def test_kill_9_loses_no_event(self):
         conf = self.setup_run()
