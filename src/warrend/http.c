@@ -1,9 +1,7 @@
 /* The supervisor's HTTP endpoint: /metrics and /healthz (see http.h).
  *
- * DESIGN: we bind the listening socket ourselves and hand it to
- * libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), so a port in use is reported
- * with the system's words, port 0 is read back with getsockname(), and
- * the descriptor is known: a worker process forked later closes its copy
+ * DESIGN: we bind the listening socket ourselves (listen.h) and hand it
+ * to libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), so the descriptor is known: a worker process forked later closes its copy
  * (warren_http_close_inherited), along with copies of client connections
  * open at the time of the fork, which a connection-notify callback keeps
  * in a small table of atomics (a mutex could be held by the server thread
@@ -21,6 +19,7 @@
 #include <unistd.h>
 #include <microhttpd.h>
 #include "http.h"
+#include "listen.h"
 #include "stats.h"
 
 #define MAX_CONNECTIONS 32
@@ -133,76 +132,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return url[1] == 'm' ? serve_metrics(h, c) : serve_health(h, c);
 }
 
-/* ---- listening ---- */
-
-/* Splits "HOST:PORT", "[V6]:PORT" or ":PORT" into host (may be "") and port. */
-static warren_status split_listen(const char *spec, char *host, size_t host_size,
-                                  char *port, size_t port_size, warren_error *err)
-{
-    const char *colon = strrchr(spec, ':');
-    const char *h = spec;
-    size_t hlen = colon ? (size_t)(colon - spec) : 0;
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    const char *p = colon ? colon + 1 : "";
-    int digits = p[0] != '\0' && strspn(p, "0123456789") == strlen(p) && strlen(p) <= 5;
-    if (!colon || !digits || atoi(p) > 65535 || hlen >= host_size || strlen(p) >= port_size)
-        return warren_error_set(err, WARREN_EINVAL,
-                                "metrics_listen \"%s\": expected HOST:PORT (port 0-65535)",
-                                spec);
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    snprintf(port, port_size, "%s", p);
-    return WARREN_OK;
-}
-
-static void describe(const struct sockaddr *sa, socklen_t len, char *buf, size_t size,
-                     int *port)
-{
-    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "0";
-    getnameinfo(sa, len, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(buf, size, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-    *port = atoi(serv);
-}
-
-/* Binds and listens on the first address `listen` resolves to. */
-static warren_status open_listener(struct warren_http *h, const char *spec, int *port,
-                                   warren_error *err)
-{
-    char host[256], serv[8];
-    warren_status st = split_listen(spec, host, sizeof host, serv, sizeof serv, err);
-    if (st != WARREN_OK)
-        return st;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(host[0] ? host : NULL, serv, &hints, &res);
-    if (rc != 0)
-        return warren_error_set(err, WARREN_EINVAL, "metrics_listen \"%s\": %s", spec,
-                                gai_strerror(rc));
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-        st = warren_error_set(err, WARREN_EIO, "cannot listen on %s: %s", spec,
-                              strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return st;
-    }
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    describe((struct sockaddr *)&ss, len, h->address, sizeof h->address, port);
-    h->listen_fd = fd;
-    return WARREN_OK;
-}
-
 /* ---- the server ---- */
 
 warren_status warren_http_start(struct warren_http **out, const char *listen,
@@ -219,7 +148,8 @@ warren_status warren_http_start(struct warren_http **out, const char *listen,
     h->stats = stats;
     h->listen_fd = -1;
     int port = 0;
-    warren_status st = open_listener(h, listen, &port, err);
+    warren_status st = warren__listen_tcp(listen, "metrics_listen", &h->listen_fd, h->address,
+                                          sizeof h->address, &port, err);
     if (st != WARREN_OK) {
         free(h);
         return st;

@@ -30,6 +30,7 @@
 #include "../cli/common.h"
 #include "events.h"
 #include "history.h"
+#include "listen.h"
 #include "topology.h"
 #include "web.h"
 #include "web_http.h"
@@ -308,54 +309,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
-static int open_listener(struct web *w, const char *spec, warren_error *err)
-{
-    const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-        return warren_error_set(err, WARREN_EINVAL, "web.listen \"%s\": expected HOST:PORT",
-                                spec);
-    char host[256];
-    size_t hlen = (size_t)(colon - spec);
-    if (hlen >= sizeof host)
-        return warren_error_set(err, WARREN_EINVAL, "web.listen \"%s\": host too long", spec);
-    memcpy(host, spec, hlen);
-    host[hlen] = '\0';
-    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
-        memmove(host, host + 1, hlen - 2);
-        host[hlen - 2] = '\0';
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-    if (rc != 0)
-        return warren_error_set(err, WARREN_EINVAL, "web.listen \"%s\": %s", spec,
-                                gai_strerror(rc));
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-        warren_status st =
-            warren_error_set(err, WARREN_EIO, "cannot listen on %s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return st;
-    }
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    char h[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "0";
-    getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, serv, sizeof serv,
-                NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(w->address, sizeof w->address, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h,
-             serv);
-    w->listen_fd = fd;
-    return WARREN_OK;
-}
-
 static void find_static_dir(struct web *w, const char *given)
 {
     const char *env = getenv("WARREN_WEB_DIR");
@@ -545,7 +498,8 @@ int warren__web_run(struct cli_ctx *ctx, const struct web_opts *o)
         return 2;
     }
     const char *listen = o && o->listen ? o->listen : ctx->cfg.web_listen;
-    if (open_listener(&w, listen, &err) != WARREN_OK) {
+    if (warren__listen_tcp(listen, "web.listen", &w.listen_fd, w.address, sizeof w.address, NULL,
+                           &err) != WARREN_OK) {
         cli_error("web", &err);
         warren__history_close(h);
         return err.code == WARREN_EINVAL ? 2 : 1;
