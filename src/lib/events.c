@@ -29,6 +29,27 @@ static json_t *string_or_empty(const char *s)
     return v ? v : json_string("");
 }
 
+/* "args", whole or cut (see WARREN_EVENT_ARGS_MAX). 0 ok, -1 no memory. */
+static int add_args(json_t *o, const json_t *args)
+{
+    char *text = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        return -1;
+    size_t n = strlen(text);
+    int rc;
+    if (n <= WARREN_EVENT_ARGS_MAX) {
+        rc = json_object_set(o, "args", (json_t *)args);
+    } else {
+        n = WARREN_EVENT_ARGS_MAX;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+        rc = json_object_set_new(o, "args", json_stringn(text, n));
+        rc |= json_object_set_new(o, "args_truncated", json_true());
+    }
+    free(text);
+    return rc;
+}
+
 char *warren__event_json(const struct warren_event *ev)
 {
     char now[40];
@@ -56,6 +77,10 @@ char *warren__event_json(const struct warren_event *ev)
     if (ev->total > 0) {
         rc |= json_object_set_new(o, "done", json_integer(ev->done));
         rc |= json_object_set_new(o, "total", json_integer(ev->total));
+    }
+    if (ev->args) {
+        rc |= json_object_set_new(o, "priority", json_integer(ev->priority));
+        rc |= add_args(o, ev->args);
     }
     char *text = rc == 0 ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);

@@ -27,6 +27,7 @@
 #define WARREN_EVENTS_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include <warren/registry.h>
 #include "conn.h"
 #include "job.h"
@@ -48,7 +49,15 @@ struct warren_event {
     const char *reason;    /* `dead` only; NULL: left out */
     const char *at;        /* RFC 3339; NULL: now */
     long long done, total; /* `progress` only; total <= 0: left out */
+    const json_t *args;    /* `queued`/`scheduled`: the job's args, so the history can
+                              show them; NULL: args and priority left out */
+    int priority;          /* with args */
 };
+
+/* Args longer than this (compact JSON) go out as their first bytes, cut on
+ * a character boundary, in a string, with "args_truncated": true: the
+ * history keeps no more (WARREN_HISTORY_ARGS_MAX) and an event stays small. */
+#define WARREN_EVENT_ARGS_MAX 4096
 
 /* "<ns>.events". */
 const char *warren__name_events(char *buf, size_t size, const char *ns);

@@ -273,7 +273,7 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
 
 /* Announces a confirmed job to the job history: fire-and-forget, like all
  * events (events.h). */
-static void announce(warren_producer *p, const char *worker, const char *id,
+static void announce(warren_producer *p, const char *worker, const char *id, const json_t *args,
                      const warren_publish_opts *opts)
 {
     if (!p->events || !p->conn)
@@ -289,6 +289,8 @@ static void announce(warren_producer *p, const char *worker, const char *id,
     ev.attempt = 1;
     ev.duration_ms = -1;
     ev.delay_ms = delay_s ? delay_s * 1000 : -1;
+    ev.args = args ? args : json_null();
+    ev.priority = opts ? opts->priority : 0;
     warren_error err;
     warren_error_clear(&err);
     warren__event_publish(p->conn, p->ns, &ev, &err);
@@ -320,7 +322,7 @@ warren_status warren_publish(warren_producer *p, const char *worker, json_t *arg
         reconnect(p, attempt, err);
     }
     if (st == WARREN_OK)
-        announce(p, worker, o.id, &o);
+        announce(p, worker, o.id, args, &o);
     if (st == WARREN_OK && id_out)
         snprintf(id_out, id_size, "%s", o.id);
     return st;
@@ -377,7 +379,7 @@ warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, s
         reconnect(p, attempt, err);
     }
     for (size_t i = 0; i < confirmed; i++)
-        announce(p, jobs[i].worker, jobs[i].id, &jobs[i].opts);
+        announce(p, jobs[i].worker, jobs[i].id, jobs[i].args, &jobs[i].opts);
     if (n_confirmed)
         *n_confirmed = confirmed;
     return st;

@@ -155,18 +155,33 @@ class TestEvents(harness.WarrenTestCase):
         ch.exchange_declare(self.ns + ".events", "topic", durable=True)
         harness.close(ch)
         q = self.bind_events()
-        rc, out, err = harness.cli("publish", "diag.echo", "{}", "-c", conf)
+        rc, out, err = harness.cli("publish", "diag.echo", '{"to": "a@b", "n": [1, 2]}',
+                                   "--priority", "7", "-c", conf)
         self.assertEqual(rc, 0, err)
         now_id = out.strip()
         rc, out, err = harness.cli("publish", "diag.echo", "{}", "--delay", "5s", "-c", conf)
         self.assertEqual(rc, 0, err)
         later_id = out.strip()
-        events = self.collect(q, [now_id, later_id],
-                              lambda ev: ev[now_id] and ev[later_id])
+        big = {"blob": "\u00e9" * 5000}  # 10,000 bytes of UTF-8 in the args
+        rc, out, err = harness.cli("publish", "diag.echo", json.dumps(big, ensure_ascii=False),
+                                   "-c", conf)
+        self.assertEqual(rc, 0, err)
+        big_id = out.strip()
+        events = self.collect(q, [now_id, later_id, big_id],
+                              lambda ev: ev[now_id] and ev[later_id] and ev[big_id])
         self.assertEqual(events[now_id][0]["event"], "queued")
         self.assertEqual(events[later_id][0]["event"], "scheduled")
         self.assertEqual(events[later_id][0]["delay_ms"], 5000)
         self.assertEqual(events[now_id][0]["worker"], "diag.echo")
+        # The history shows a job's args and priority: the producer sends them.
+        self.assertEqual(events[now_id][0]["args"], {"to": "a@b", "n": [1, 2]})
+        self.assertEqual(events[now_id][0]["priority"], 7)
+        self.assertEqual((events[later_id][0]["args"], events[later_id][0]["priority"]), ({}, 0))
+        cut = events[big_id][0]
+        self.assertTrue(cut["args_truncated"])
+        self.assertLessEqual(len(cut["args"].encode()), 4096)
+        self.assertTrue(json.dumps(big, ensure_ascii=False, separators=(",", ":"))
+                        .startswith(cut["args"]), cut["args"][:40])
 
     def test_disabled_declares_no_exchange(self):
         host = self.start_host(events={"enabled": False})
