@@ -540,7 +540,10 @@ warren_status warren__history_job(struct warren_history *h, const char *id, json
     sqlite3_finalize(s);
     if (sqlite3_prepare_v2(h->db,
                            "SELECT event, at, host, attempt, duration_ms, error, delay_ms, reason"
-                           " FROM events WHERE job_id = ?1 ORDER BY attempt, rank, at_ms",
+                           /* In time order, as people read a history (a replay
+                            * starts again at attempt 1); events of the same
+                            * millisecond in lifecycle order. */
+                           " FROM events WHERE job_id = ?1 ORDER BY at_ms, attempt, rank",
                            -1, &s, NULL) != SQLITE_OK) {
         json_decref(job);
         return db_fail(h, err, "query timeline");

@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "delay.h"
 #include "events.h"
+#include "handoff.h"
 #include "signature.h"
 #include "topology.h"
 
@@ -274,7 +275,7 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
 /* Announces a confirmed job to the job history: fire-and-forget, like all
  * events (events.h). */
 static void announce(warren_producer *p, const char *worker, const char *id, const json_t *args,
-                     const warren_publish_opts *opts)
+                     const warren_publish_opts *opts, const char *at)
 {
     if (!p->events || !p->conn)
         return;
@@ -289,6 +290,7 @@ static void announce(warren_producer *p, const char *worker, const char *id, con
     ev.attempt = 1;
     ev.duration_ms = -1;
     ev.delay_ms = delay_s ? delay_s * 1000 : -1;
+    ev.at = at; /* when it was sent: a host may start it before the confirm comes */
     ev.args = args ? args : json_null();
     ev.priority = opts ? opts->priority : 0;
     warren_error err;
@@ -311,6 +313,8 @@ warren_status warren_publish(warren_producer *p, const char *worker, json_t *arg
         o.id = id;
     }
     warren_status st = WARREN_OK;
+    char at[40];
+    warren__now_rfc3339(at, sizeof at);
     for (int attempt = 0;; attempt++) {
         uint64_t seq;
         st = p->conn ? publish_async(p, worker, args, &o, NULL, 0, &seq, err)
@@ -322,7 +326,7 @@ warren_status warren_publish(warren_producer *p, const char *worker, json_t *arg
         reconnect(p, attempt, err);
     }
     if (st == WARREN_OK)
-        announce(p, worker, o.id, args, &o);
+        announce(p, worker, o.id, args, &o, at);
     if (st == WARREN_OK && id_out)
         snprintf(id_out, id_size, "%s", o.id);
     return st;
@@ -369,6 +373,8 @@ warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, s
         else
             warren_uuid(jobs[i].id);
     }
+    char at[40];
+    warren__now_rfc3339(at, sizeof at);
     size_t confirmed = 0;
     warren_status st = WARREN_OK;
     for (int attempt = 0;; attempt++) {
@@ -379,7 +385,7 @@ warren_status warren_publish_batch(warren_producer *p, warren_batch_job *jobs, s
         reconnect(p, attempt, err);
     }
     for (size_t i = 0; i < confirmed; i++)
-        announce(p, jobs[i].worker, jobs[i].id, jobs[i].args, &jobs[i].opts);
+        announce(p, jobs[i].worker, jobs[i].id, jobs[i].args, &jobs[i].opts, at);
     if (n_confirmed)
         *n_confirmed = confirmed;
     return st;

@@ -295,6 +295,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return web_api_schedules(w, c);
     if (!strncmp(url, "/api/", 5))
         return web_respond_error(c, MHD_HTTP_NOT_FOUND, "not found");
+    if (!strcmp(url, "/favicon.ico")) /* every browser asks; "none" beats a 404 in its console */
+        return respond(c, MHD_HTTP_NO_CONTENT, "image/x-icon", (void *)"", 0,
+                       MHD_RESPMEM_PERSISTENT);
     return serve_static(w, c, url);
 }
 

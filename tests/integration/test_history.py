@@ -160,7 +160,7 @@ class TestHistory(harness.WarrenTestCase):
         self.assertEqual((q["name"], q["exists"], q["consumers"], q["dead"]),
                          ("default", True, 4, 2))
         # Job data is sent as JSON data, never as markup: the page shows it
-        # with textContent (checked in a browser: not yet, see docs/web.md).
+        # with textContent (checked in a browser by test_web_page.py).
         status, _, body = self.api("/api/jobs/" + xss)
         self.assertEqual(json.loads(body)["id"], xss)
         with self.assertRaises(urllib.error.HTTPError) as cm:

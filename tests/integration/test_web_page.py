@@ -79,12 +79,6 @@ def start_browser():
     return driver
 
 
-# The page has no icon, and `warren web` answers /favicon.ico, which every
-# browser asks for, with 404: a network message in the console, not an
-# error of the page.
-FAVICON_404 = re.compile(r"/favicon\.ico - Failed to load resource: .* 404")
-
-
 def screen(driver, size, mobile=False):
     """Sets the page's viewport to exactly size (a headless window's
     viewport is smaller than the window)."""
@@ -250,8 +244,7 @@ class PageCase(harness.WarrenTestCase):
         except WebDriverException as e:  # a chromedriver without the log endpoint
             print("note: browser console not checked: %s" % e)
             return
-        bad = [l["message"] for l in logs if l.get("level") in ("SEVERE", "WARNING")
-               and not FAVICON_404.search(l.get("message", ""))]
+        bad = [l["message"] for l in logs if l.get("level") in ("SEVERE", "WARNING")]
         for rx in expected:
             found = [m for m in bad if re.search(rx, m)]
             self.assertEqual(len(found), 1, "one console message matching %r in %s"
