@@ -38,8 +38,10 @@ struct warren_conn {
     size_t pubs_cap;
     size_t pubs_len;
     int returned;        /* a mandatory publish came back since the last wait */
-    struct warren_conn_delivery *queued; /* deliveries read while waiting */
-    size_t n_queued, cap_queued;
+    /* Deliveries read while waiting: a ring of cap_queued slots, the
+     * oldest at q_head, so taking one is O(1) however many are queued. */
+    struct warren_conn_delivery *queued;
+    size_t q_head, n_queued, cap_queued;
     char cancelled_tag[128];
     int lock_channel_open; /* channel 2, for warren__conn_lock */
     int check_mode;
@@ -52,15 +54,19 @@ static amqp_bytes_t bytes_of(const char *s)
     return amqp_cstring_bytes(s ? s : "");
 }
 
-static char *dup_bytes(amqp_bytes_t b)
+/* The i-th queued delivery, oldest first. */
+static struct warren_conn_delivery *queued_at(struct warren_conn *c, size_t i)
 {
-    char *s = malloc(b.len + 1);
-    if (s) {
-        if (b.len)
-            memcpy(s, b.bytes, b.len);
-        s[b.len] = '\0';
-    }
-    return s;
+    return &c->queued[(c->q_head + i) % c->cap_queued];
+}
+
+/* Frees every queued delivery. */
+static void drop_queued(struct warren_conn *c)
+{
+    for (size_t i = 0; i < c->n_queued; i++)
+        warren__conn_delivery_free(queued_at(c, i));
+    c->n_queued = 0;
+    c->q_head = 0;
 }
 
 amqp_connection_state_t warren__conn_state(struct warren_conn *c)
@@ -211,9 +217,7 @@ static void answer_channel_close(struct warren_conn *c)
     c->pubs_len = 0;
     /* Deliveries read on the old channel can no longer be acked: the
      * broker has put them back already. */
-    for (size_t i = 0; i < c->n_queued; i++)
-        warren__conn_delivery_free(&c->queued[i]);
-    c->n_queued = 0;
+    drop_queued(c);
 }
 
 static warren_status fold_server_exception(struct warren_conn *c, const amqp_method_t *m,
@@ -667,8 +671,7 @@ void warren__conn_close(struct warren_conn *c)
         }
         amqp_destroy_connection(c->state);
     }
-    for (size_t i = 0; i < c->n_queued; i++)
-        warren__conn_delivery_free(&c->queued[i]);
+    drop_queued(c);
     free(c->queued);
     free(c->pubs);
     warren__strv_free(c->problems);
@@ -949,16 +952,43 @@ warren_status warren__conn_publish_untracked(struct warren_conn *c, const char *
     return publish_one(c, exchange, routing_key, 0, 1, props, body, body_len, NULL, err);
 }
 
+/* Room for one more queued delivery. Growing unwraps the ring into the
+ * new array, oldest first. */
 static int grow_queue(struct warren_conn *c)
 {
     if (c->n_queued < c->cap_queued)
         return 0;
     size_t cap = c->cap_queued ? c->cap_queued * 2 : 16;
-    struct warren_conn_delivery *q = realloc(c->queued, cap * sizeof *q);
+    struct warren_conn_delivery *q = malloc(cap * sizeof *q);
     if (!q)
         return -1;
+    for (size_t i = 0; i < c->n_queued; i++)
+        q[i] = *queued_at(c, i);
+    free(c->queued);
     c->queued = q;
     c->cap_queued = cap;
+    c->q_head = 0;
+    return 0;
+}
+
+/* consumer_tag, exchange and routing key as one allocation (owned by
+ * consumer_tag; warren__conn_delivery_free frees that block). */
+static int set_names(struct warren_conn_delivery *d, amqp_bytes_t tag, amqp_bytes_t exchange,
+                     amqp_bytes_t key)
+{
+    char *block = malloc(tag.len + exchange.len + key.len + 3);
+    if (!block)
+        return -1;
+    char *p = block;
+    const amqp_bytes_t parts[3] = {tag, exchange, key};
+    char **dst[3] = {&d->consumer_tag, &d->exchange, &d->routing_key};
+    for (int i = 0; i < 3; i++) {
+        *dst[i] = p;
+        if (parts[i].len)
+            memcpy(p, parts[i].bytes, parts[i].len);
+        p += parts[i].len;
+        *p++ = '\0';
+    }
     return 0;
 }
 
@@ -983,17 +1013,12 @@ static warren_status on_deliver(struct warren_conn *c, const amqp_basic_deliver_
 {
     if (grow_queue(c) != 0)
         return fail_broken(c, err, "deliver", "out of memory");
-    struct warren_conn_delivery *d = &c->queued[c->n_queued];
+    struct warren_conn_delivery *d = queued_at(c, c->n_queued);
     memset(d, 0, sizeof *d);
     d->delivery_tag = m->delivery_tag;
     d->redelivered = m->redelivered;
-    d->consumer_tag = dup_bytes(m->consumer_tag);
-    d->exchange = dup_bytes(m->exchange);
-    d->routing_key = dup_bytes(m->routing_key);
-    if (!d->consumer_tag || !d->exchange || !d->routing_key) {
-        warren__conn_delivery_free(d);
+    if (set_names(d, m->consumer_tag, m->exchange, m->routing_key) != 0)
         return fail_broken(c, err, "deliver", "out of memory");
-    }
     warren_status st = read_content(c, d, err);
     if (st == WARREN_OK)
         c->n_queued++;
@@ -1124,7 +1149,7 @@ warren_status warren__conn_publish_confirmed(struct warren_conn *c, const char *
                                              const void *body, size_t body_len,
                                              int timeout_ms, warren_error *err)
 {
-    uint64_t seq;
+    uint64_t seq = 0;
     c->returned = 0;
     warren_status st =
         warren__conn_publish(c, exchange, routing_key, 1, props, body, body_len, &seq, err);
@@ -1137,9 +1162,10 @@ warren_status warren__conn_publish_confirmed(struct warren_conn *c, const char *
 
 static void take_queued(struct warren_conn *c, struct warren_conn_delivery *out)
 {
-    *out = c->queued[0];
-    memmove(c->queued, c->queued + 1, (c->n_queued - 1) * sizeof *c->queued);
-    c->n_queued--;
+    *out = c->queued[c->q_head];
+    c->q_head = (c->q_head + 1) % c->cap_queued;
+    if (--c->n_queued == 0)
+        c->q_head = 0;
 }
 
 warren_status warren__conn_next_delivery(struct warren_conn *c, int timeout_ms,
@@ -1164,9 +1190,7 @@ warren_status warren__conn_next_delivery(struct warren_conn *c, int timeout_ms,
                 st = pump_one(c, 0, err);
             while (st == WARREN_OK);
             if (st != WARREN_ETIMEDOUT) {
-                for (size_t i = 0; i < c->n_queued; i++)
-                    warren__conn_delivery_free(&c->queued[i]);
-                c->n_queued = 0;
+                drop_queued(c);
                 return st;
             }
             if (c->cancelled_tag[0] || !c->n_queued)
@@ -1189,9 +1213,7 @@ void warren__conn_delivery_free(struct warren_conn_delivery *d)
 {
     if (!d)
         return;
-    free(d->consumer_tag);
-    free(d->exchange);
-    free(d->routing_key);
+    free(d->consumer_tag); /* also holds exchange and routing_key */
     if (d->message.pool.pagesize)
         amqp_destroy_message(&d->message);
     memset(d, 0, sizeof *d);
@@ -1211,13 +1233,8 @@ warren_status warren__conn_get(struct warren_conn *c, const char *queue,
     const amqp_basic_get_ok_t *ok = r.reply.decoded;
     out->delivery_tag = ok->delivery_tag;
     out->redelivered = ok->redelivered;
-    out->exchange = dup_bytes(ok->exchange);
-    out->routing_key = dup_bytes(ok->routing_key);
-    out->consumer_tag = strdup("");
-    if (!out->exchange || !out->routing_key || !out->consumer_tag) {
-        warren__conn_delivery_free(out);
+    if (set_names(out, amqp_empty_bytes, ok->exchange, ok->routing_key) != 0)
         return fail_broken(c, err, what, "out of memory");
-    }
     return read_content(c, out, err);
 }
 

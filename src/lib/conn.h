@@ -26,7 +26,8 @@ struct warren_conn_opts {
 
 struct warren_conn;
 
-/* One delivery, owned by the caller until warren__conn_delivery_free(). */
+/* One delivery, owned by the caller until warren__conn_delivery_free().
+ * consumer_tag, exchange and routing_key share one allocation. */
 struct warren_conn_delivery {
     uint64_t delivery_tag;
     int redelivered;
