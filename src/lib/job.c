@@ -8,8 +8,7 @@
  *   1. body size against max_message_bytes (nothing is parsed before);
  *   2. the header table: at most 64 entries per table or array, values of
  *      at most 4 KiB, at most 8 levels of nested tables/arrays, at most
- *      HEADER_MAX_VALUES values in all; it is converted to JSON in the
- *      same bounded walk;
+ *      HEADER_MAX_VALUES values in all (a walk that allocates nothing);
  *   3. the worker name: the `type` property, else the routing key when the
  *      message was published to the jobs exchange;
  *   4. message_id, or a fresh UUID v4 (warren_uuid) when there is none;
@@ -21,9 +20,11 @@
  * (without failing there), so that a rejected job still names them on the
  * dead letter's log line; the first rule that fails decides the reason.
  *
- * Headers as JSON (job->headers, for handlers): strings that are valid
- * UTF-8 become JSON strings; byte arrays ('x'), and long strings that are
- * not valid UTF-8, become base64 strings (RFC 4648, padded); every integer
+ * Headers as JSON (warren_job_headers, for handlers and observers) are
+ * built from the checked table on first use, not for every job: most
+ * handlers never look. Strings that are valid UTF-8 become JSON strings;
+ * byte arrays ('x'), and long strings that are not valid UTF-8, become
+ * base64 strings (RFC 4648, padded); every integer
  * width becomes a JSON integer, except an unsigned 64-bit value above
  * LLONG_MAX, which becomes its decimal string; timestamps are integers
  * (Unix seconds); floats are reals, except NaN and the infinities, which
@@ -300,10 +301,9 @@ struct walk {
     int failed;
 };
 
-static json_t *walk_fail(struct walk *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int walk_fail(struct walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static json_t *walk_fail(struct walk *w, const char *fmt, ...)
+static int walk_fail(struct walk *w, const char *fmt, ...)
 {
     if (!w->failed && w->why && w->why_size > 0) {
         va_list ap;
@@ -312,7 +312,14 @@ static json_t *walk_fail(struct walk *w, const char *fmt, ...)
         va_end(ap);
     }
     w->failed = 1;
-    return NULL;
+    return -1;
+}
+
+/* Stores a value just built: 0, or -1 when it could not be (no memory). */
+static int made(json_t *value, json_t **out)
+{
+    *out = value;
+    return value ? 0 : -1;
 }
 
 static json_t *base64_string(const unsigned char *p, size_t len)
@@ -383,28 +390,30 @@ static json_t *decimal_json(const amqp_decimal_t *dec)
     return json_stringn_nocheck(out, n);
 }
 
-static json_t *bytes_json(const amqp_bytes_t *b, int as_text, struct walk *w)
+/* The walkers below check a header value against the limits and, when
+ * `out` is not NULL, also build its JSON into *out. They return 0, or -1
+ * when a limit is broken (w->failed set, `why` says which) or, building,
+ * when memory ran out (w->failed not set). Checking alone allocates
+ * nothing, so a table that passed the check converts later without any
+ * error but lack of memory. */
+static int bytes_walk(const amqp_bytes_t *b, int as_text, struct walk *w, json_t **out)
 {
     if (b->len > 0 && !b->bytes)
         return walk_fail(w, "header '%s' is corrupt", w->name);
     if (b->len > WARREN_MAX_HEADER_VALUE)
         return walk_fail(w, "header '%s' holds a value of %zu bytes; the limit is %d", w->name,
                          b->len, WARREN_MAX_HEADER_VALUE);
+    if (!out)
+        return 0;
     if (as_text && warren__utf8_valid(b->bytes, b->len))
-        return json_stringn_nocheck(b->len ? (const char *)b->bytes : "", b->len);
-    return base64_string(b->bytes, b->len);
+        return made(json_stringn_nocheck(b->len ? (const char *)b->bytes : "", b->len), out);
+    return made(base64_string(b->bytes, b->len), out);
 }
 
-static json_t *table_json(const amqp_table_t *t, int depth, struct walk *w);
-static json_t *array_json(const amqp_array_t *a, int depth, struct walk *w);
-
-/* `depth` is the number of tables/arrays around v, counting the headers
- * table itself as 0. Recursion is bounded by HEADER_MAX_DEPTH. */
-static json_t *field_json(const amqp_field_value_t *v, int depth, struct walk *w)
+/* A value that holds no other: a number, boolean, timestamp or void. */
+static json_t *scalar_json(const amqp_field_value_t *v)
 {
     long long n;
-    if (++w->values > HEADER_MAX_VALUES)
-        return walk_fail(w, "headers hold more than %d values in all", HEADER_MAX_VALUES);
     if (warren__field_int(v, &n) == 0)
         return json_integer(n);
     switch (v->kind) {
@@ -414,17 +423,45 @@ static json_t *field_json(const amqp_field_value_t *v, int depth, struct walk *w
     case AMQP_FIELD_KIND_F32: return real_json(v->value.f32);
     case AMQP_FIELD_KIND_F64: return real_json(v->value.f64);
     case AMQP_FIELD_KIND_DECIMAL: return decimal_json(&v->value.decimal);
-    case AMQP_FIELD_KIND_VOID: return json_null();
-    case AMQP_FIELD_KIND_UTF8: return bytes_json(&v->value.bytes, 1, w);
-    case AMQP_FIELD_KIND_BYTES: return bytes_json(&v->value.bytes, 0, w);
+    default: return json_null();
+    }
+}
+
+static int table_walk(const amqp_table_t *t, int depth, struct walk *w, json_t **out);
+static int array_walk(const amqp_array_t *a, int depth, struct walk *w, json_t **out);
+
+/* `depth` is the number of tables/arrays around v, counting the headers
+ * table itself as 0. Recursion is bounded by HEADER_MAX_DEPTH. */
+static int field_walk(const amqp_field_value_t *v, int depth, struct walk *w, json_t **out)
+{
+    if (++w->values > HEADER_MAX_VALUES)
+        return walk_fail(w, "headers hold more than %d values in all", HEADER_MAX_VALUES);
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8:
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16:
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+    case AMQP_FIELD_KIND_BOOLEAN:
+    case AMQP_FIELD_KIND_F32:
+    case AMQP_FIELD_KIND_F64:
+    case AMQP_FIELD_KIND_DECIMAL:
+    case AMQP_FIELD_KIND_VOID:
+        return out ? made(scalar_json(v), out) : 0;
+    case AMQP_FIELD_KIND_UTF8: return bytes_walk(&v->value.bytes, 1, w, out);
+    case AMQP_FIELD_KIND_BYTES: return bytes_walk(&v->value.bytes, 0, w, out);
     case AMQP_FIELD_KIND_TABLE:
     case AMQP_FIELD_KIND_ARRAY:
         if (depth + 1 > HEADER_MAX_DEPTH)
             return walk_fail(w, "header '%s' nests tables or arrays deeper than %d levels",
                              w->name, HEADER_MAX_DEPTH);
         if (v->kind == AMQP_FIELD_KIND_TABLE)
-            return table_json(&v->value.table, depth + 1, w);
-        return array_json(&v->value.array, depth + 1, w);
+            return table_walk(&v->value.table, depth + 1, w, out);
+        return array_walk(&v->value.array, depth + 1, w, out);
     default:
         return walk_fail(w, "header '%s' has an unknown field type 0x%02x", w->name,
                          (unsigned)v->kind);
@@ -433,27 +470,23 @@ static json_t *field_json(const amqp_field_value_t *v, int depth, struct walk *w
 
 static int check_count(int count, const void *entries, int depth, struct walk *w)
 {
-    if (count < 0 || (count > 0 && !entries)) {
-        walk_fail(w, "header table is corrupt");
-        return -1;
-    }
+    if (count < 0 || (count > 0 && !entries))
+        return walk_fail(w, "header table is corrupt");
     if (count <= WARREN_MAX_HEADERS)
         return 0;
     if (depth == 0)
-        walk_fail(w, "%d headers exceed the limit of %d", count, WARREN_MAX_HEADERS);
-    else
-        walk_fail(w, "header '%s' holds a table or array of %d entries; the limit is %d",
-                  w->name, count, WARREN_MAX_HEADERS);
-    return -1;
+        return walk_fail(w, "%d headers exceed the limit of %d", count, WARREN_MAX_HEADERS);
+    return walk_fail(w, "header '%s' holds a table or array of %d entries; the limit is %d",
+                     w->name, count, WARREN_MAX_HEADERS);
 }
 
-static json_t *table_json(const amqp_table_t *t, int depth, struct walk *w)
+static int table_walk(const amqp_table_t *t, int depth, struct walk *w, json_t **out)
 {
     if (check_count(t->num_entries, t->entries, depth, w) != 0)
-        return NULL;
-    json_t *obj = json_object();
-    if (!obj)
-        return NULL;
+        return -1;
+    json_t *obj = NULL;
+    if (out && !(obj = json_object()))
+        return -1;
     for (int i = 0; i < t->num_entries; i++) {
         const amqp_table_entry_t *e = &t->entries[i];
         const char *key = e->key.len ? e->key.bytes : "";
@@ -466,11 +499,13 @@ static json_t *table_json(const amqp_table_t *t, int depth, struct walk *w)
             return walk_fail(w, "header name '%s' is not valid UTF-8 text",
                              excerpt(shown, sizeof shown, key, e->key.len));
         }
-        json_t *value = field_json(&e->value, depth, w);
-        if (!value) {
+        json_t *value = NULL;
+        if (field_walk(&e->value, depth, w, out ? &value : NULL) != 0) {
             json_decref(obj);
-            return NULL;
+            return -1;
         }
+        if (!out)
+            continue;
         if (json_object_getn(obj, key, e->key.len)) {
             json_decref(value); /* a repeated name: the first one wins */
             continue;
@@ -478,43 +513,56 @@ static json_t *table_json(const amqp_table_t *t, int depth, struct walk *w)
         /* setn_new steals the value, on failure too. */
         if (json_object_setn_new_nocheck(obj, key, e->key.len, value) != 0) {
             json_decref(obj);
-            return NULL;
+            return -1;
         }
     }
-    return obj;
+    if (out)
+        *out = obj;
+    return 0;
 }
 
-static json_t *array_json(const amqp_array_t *a, int depth, struct walk *w)
+static int array_walk(const amqp_array_t *a, int depth, struct walk *w, json_t **out)
 {
     if (check_count(a->num_entries, a->entries, depth, w) != 0)
-        return NULL;
-    json_t *arr = json_array();
-    if (!arr)
-        return NULL;
+        return -1;
+    json_t *arr = NULL;
+    if (out && !(arr = json_array()))
+        return -1;
     for (int i = 0; i < a->num_entries; i++) {
-        json_t *value = field_json(&a->entries[i], depth, w);
-        if (!value || json_array_append_new(arr, value) != 0) {
+        json_t *value = NULL;
+        if (field_walk(&a->entries[i], depth, w, out ? &value : NULL) != 0 ||
+            (out && json_array_append_new(arr, value) != 0)) {
             json_decref(arr);
-            return NULL;
+            return -1;
         }
     }
-    return arr;
+    if (out)
+        *out = arr;
+    return 0;
 }
 
+json_t *warren__job_headers_json(const amqp_table_t *headers)
+{
+    if (!headers)
+        return json_object();
+    struct walk w = {0, "", NULL, 0, 0};
+    json_t *obj = NULL;
+    return table_walk(headers, 0, &w, &obj) == 0 ? obj : NULL;
+}
+
+/* Checks the header table against the limits; its JSON is built only
+ * when someone asks (warren_job_headers). */
 static enum warren_dead_reason decode_headers(struct warren_job *job,
                                               const struct warren_delivery *d, char *why,
                                               size_t why_size)
 {
     struct walk w = {0, "", why, why_size, 0};
     if (!has(d->props, AMQP_BASIC_HEADERS_FLAG))
-        job->headers = json_object();
-    else
-        job->headers = table_json(&d->props->headers, 0, &w);
-    if (job->headers)
         return WARREN_DEAD_NONE;
-    if (!w.failed)
-        return reject(why, why_size, WARREN_DEAD_MALFORMED, "out of memory decoding headers");
-    return WARREN_DEAD_MALFORMED;
+    if (table_walk(&d->props->headers, 0, &w, NULL) != 0)
+        return WARREN_DEAD_MALFORMED;
+    job->header_src = &d->props->headers;
+    return WARREN_DEAD_NONE;
 }
 
 /* ---- attempt counters ----------------------------------------------------- */
@@ -650,9 +698,8 @@ enum warren_dead_reason warren__job_decode(struct warren_job *job,
     if (r != WARREN_DEAD_NONE) {
         /* Nothing is held on a rejection; worker and id stay for the log. */
         json_decref(job->args);
-        json_decref(job->headers);
         job->args = NULL;
-        job->headers = NULL;
+        job->header_src = NULL;
     }
     return r;
 }

@@ -4,7 +4,8 @@
  * properties, body) into a struct warren_job, or into a rejection with one
  * of the spec's dead-letter reasons and a human-readable error. It does not
  * talk to the broker and does not allocate beyond the job itself, so it is
- * unit-tested and fuzzed on its own. */
+ * unit-tested and fuzzed on its own. The job borrows the delivery's header
+ * table: the delivery must outlive it. */
 #ifndef WARREN_JOB_INTERNAL_H
 #define WARREN_JOB_INTERNAL_H
 
@@ -42,7 +43,12 @@ struct warren_job {
     int max_attempts;       /* x-warren-max-attempts, or 0 = worker's */
     int priority;
     json_t *args;           /* new reference; the body object */
-    json_t *headers;        /* new reference; headers as JSON (for handlers) */
+    /* The headers: the delivery's table, checked by decode and borrowed
+     * (it lives as long as the delivery, which outlives the job), and
+     * its JSON, built on the first warren_job_headers() (new reference,
+     * or NULL until then). */
+    const amqp_table_t *header_src; /* NULL: no headers */
+    json_t *headers;
     const char *module;     /* module name, for the log prefix (borrowed) */
     long long snooze_ms;    /* set by warren_job_snooze */
     /* progress, written by the handler's thread, read by the guard's */
@@ -72,6 +78,10 @@ enum warren_dead_reason warren__job_decode(struct warren_job *job,
                                            const char *jobs_exchange,
                                            size_t max_body_bytes, char *why,
                                            size_t why_size);
+
+/* The JSON of a header table decode accepted (see job.c for the
+ * mapping): a new object, {} for NULL; NULL only when out of memory. */
+json_t *warren__job_headers_json(const amqp_table_t *headers);
 
 /* Frees what a decoded job holds and zeroes it. */
 void warren__job_clear(struct warren_job *job);

@@ -41,13 +41,17 @@ json_t *warren_job_args(const warren_job *job)
 
 json_t *warren_job_headers(const warren_job *job)
 {
-    /* The contract says never NULL. Whoever builds a job should set it; if
-     * one did not, the job gets an empty object of its own on first use
-     * (freed with the job, like any headers), rather than a handler
-     * crashing on NULL. A job is used by one thread at a time. */
-    if (!job->headers)
-        ((struct warren_job *)job)->headers = json_object();
-    return job->headers;
+    /* Built on first use from the table decode checked (job.c), and
+     * freed with the job; a job without headers (or one built in process)
+     * gets an empty object. The contract says never NULL: if memory ran
+     * out converting, the handler still gets an (empty) object if one can
+     * be had. A job is used by one thread at a time. */
+    struct warren_job *j = (struct warren_job *)job;
+    if (!j->headers)
+        j->headers = warren__job_headers_json(j->header_src);
+    if (!j->headers)
+        j->headers = json_object();
+    return j->headers;
 }
 
 /* The active capture of this thread (job_capture.h), or NULL. Thread-local

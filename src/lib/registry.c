@@ -480,9 +480,7 @@ static warren_status handle_job_init(struct warren_job *job, const char *worker,
     job->attempt = opts && opts->attempt > 0 ? opts->attempt : 1;
     job->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : 5;
     job->priority = opts ? opts->priority : 0;
-    job->headers = json_object();
-    if (!job->headers)
-        return warren_error_set(err, WARREN_ENOMEM, "out of memory");
+    /* headers: {} on first warren_job_headers() */
     job->args = json_incref(args);
     return WARREN_OK;
 }

@@ -178,17 +178,21 @@ static void check_job(enum warren_dead_reason r, const struct warren_job *job, c
     if (r == WARREN_DEAD_NONE) {
         check(why[0] == '\0', "success with a reason");
         check(json_is_object(job->args), "args is an object");
-        check(json_is_object(job->headers), "headers is an object");
+        check(job->headers == NULL, "headers converted only on demand");
+        json_t *headers = warren__job_headers_json(job->header_src);
+        check(json_is_object(headers), "headers convert to an object");
         check(worker_ok(job->worker), "worker name is valid");
         check(job->id[0] != '\0' && strlen(job->id) <= 255, "id is set");
         check(job->attempt >= 1 && job->max_attempts >= 0, "attempts in range");
         check(job->priority >= 0 && job->priority <= 255, "priority in range");
-        char *text = json_dumps(job->headers, JSON_COMPACT);
+        char *text = json_dumps(headers, JSON_COMPACT);
         check(text != NULL, "headers serialise");
         free(text);
+        json_decref(headers);
     } else {
         check(r == WARREN_DEAD_MALFORMED || r == WARREN_DEAD_TOO_LARGE, "reason is decode's");
-        check(job->args == NULL && job->headers == NULL, "nothing held on rejection");
+        check(job->args == NULL && job->headers == NULL && job->header_src == NULL,
+              "nothing held on rejection");
         check(why[0] != '\0', "a rejection says why");
         check(job->worker[0] == '\0' || worker_ok(job->worker), "worker valid when set");
     }
