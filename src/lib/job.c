@@ -13,8 +13,9 @@
  *      message was published to the jobs exchange;
  *   4. message_id, or a fresh UUID v4 (warren_uuid) when there is none;
  *   5. x-warren-attempt and x-warren-max-attempts;
- *   6. the body: UTF-8, nesting depth (pre-scanned on the raw bytes, so a
- *      megabyte of '[' never reaches jansson), JSON, an object.
+ *   6. the body: nesting depth (pre-scanned on the raw bytes, so a
+ *      megabyte of '[' never reaches jansson), UTF-8 and JSON (one pass:
+ *      jansson's), an object.
  *
  * The worker name and id are worked out before the size and header checks
  * (without failing there), so that a rejected job still names them on the
@@ -624,14 +625,19 @@ static enum warren_dead_reason decode_body(struct warren_job *job,
     json_error_t error;
     if (d->body_len == 0 || !d->body)
         return reject(why, why_size, WARREN_DEAD_MALFORMED, "body is empty");
-    if (!warren__utf8_valid(d->body, d->body_len))
+    int too_deep = scan_depth(d->body, d->body_len, WARREN_MAX_NESTING) > WARREN_MAX_NESTING;
+    /* JSON_DECODE_ANY only so that "42" or "null" gets the plain message
+     * below rather than jansson's "'[' or '{' expected". jansson checks
+     * every byte it reads for strict UTF-8 (no overlongs, surrogates or
+     * code points above U+10FFFF) and reads to the end, so a body it
+     * accepts is valid UTF-8: the separate pass runs only on failure, to
+     * give the message the rules give. */
+    json_t *body = too_deep ? NULL : json_loadb(d->body, d->body_len, JSON_DECODE_ANY, &error);
+    if (!body && !warren__utf8_valid(d->body, d->body_len))
         return reject(why, why_size, WARREN_DEAD_MALFORMED, "body is not valid UTF-8");
-    if (scan_depth(d->body, d->body_len, WARREN_MAX_NESTING) > WARREN_MAX_NESTING)
+    if (too_deep)
         return reject(why, why_size, WARREN_DEAD_MALFORMED,
                       "body nests arrays or objects deeper than %d levels", WARREN_MAX_NESTING);
-    /* JSON_DECODE_ANY only so that "42" or "null" gets the plain message
-     * below rather than jansson's "'[' or '{' expected". */
-    json_t *body = json_loadb(d->body, d->body_len, JSON_DECODE_ANY, &error);
     if (!body)
         return reject(why, why_size, WARREN_DEAD_MALFORMED,
                       "body is not valid JSON: %s (line %d, column %d, byte %d)", error.text,

@@ -1124,6 +1124,17 @@ static void test_rule_order(void **state)
     /* UTF-8 before JSON */
     msg_init(&m, "w", "[\xc0");
     expect_reject(&m, WARREN_DEAD_MALFORMED, "UTF-8");
+
+    /* UTF-8 before nesting (jansson does the UTF-8 check; the message
+     * stays the one the rules give first) */
+    char deep[200];
+    memset(deep, '[', 100);
+    memcpy(deep + 100, "\"\xff\"", 4);
+    msg_init(&m, "w", NULL);
+    msg_body(&m, deep, 104);
+    expect_reject(&m, WARREN_DEAD_MALFORMED, "body is not valid UTF-8");
+    msg_body(&m, deep, 100);
+    expect_reject(&m, WARREN_DEAD_MALFORMED, "deeper than 64 levels");
 }
 
 static void test_null_arguments(void **state)
