@@ -14,8 +14,8 @@
  *   4. message_id, or a fresh UUID v4 (warren_uuid) when there is none;
  *   5. x-warren-attempt and x-warren-max-attempts;
  *   6. the body: nesting depth (pre-scanned on the raw bytes, so a
- *      megabyte of '[' never reaches jansson), UTF-8 and JSON (one pass:
- *      jansson's), an object.
+ *      megabyte of '[' never reaches a parser), UTF-8 and JSON in one
+ *      pass (json_fast.h, else jansson's), an object.
  *
  * The worker name and id are worked out before the size and header checks
  * (without failing there), so that a rejected job still names them on the
@@ -42,6 +42,7 @@
 #include <string.h>
 #include <warren/producer.h>
 #include "job.h"
+#include "json_fast.h"
 
 #define WORKER_NAME_MAX 128
 #define MESSAGE_ID_MAX 255
@@ -592,19 +593,27 @@ static enum warren_dead_reason int_header(const struct warren_delivery *d, const
 
 /* Deepest nesting of [ and { outside strings, stopping once past `limit`.
  * For valid JSON this is the real depth; for invalid JSON it may be off,
- * and the parser then reports the real error anyway. */
+ * and the parser then reports the real error anyway. A string ends at the
+ * first quote not escaped, i.e. not preceded by an odd run of backslashes
+ * (memchr finds the candidates, so string bytes cost next to nothing). */
 static int scan_depth(const unsigned char *p, size_t len, int limit)
 {
-    int depth = 0, deepest = 0, in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = p[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
+    const unsigned char *end = p + len;
+    int depth = 0, deepest = 0;
+    while (p < end) {
+        unsigned char c = *p++;
+        if (c == '"') {
+            for (;;) {
+                const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q)
+                    return deepest;
+                size_t slashes = 0;
+                while (q - slashes > p && q[-1 - (ptrdiff_t)slashes] == '\\')
+                    slashes++;
+                p = q + 1;
+                if (slashes % 2 == 0)
+                    break;
+            }
         } else if (c == '[' || c == '{') {
             depth++;
             if (depth > deepest)
@@ -626,13 +635,20 @@ static enum warren_dead_reason decode_body(struct warren_job *job,
     if (d->body_len == 0 || !d->body)
         return reject(why, why_size, WARREN_DEAD_MALFORMED, "body is empty");
     int too_deep = scan_depth(d->body, d->body_len, WARREN_MAX_NESTING) > WARREN_MAX_NESTING;
-    /* JSON_DECODE_ANY only so that "42" or "null" gets the plain message
-     * below rather than jansson's "'[' or '{' expected". jansson checks
-     * every byte it reads for strict UTF-8 (no overlongs, surrogates or
-     * code points above U+10FFFF) and reads to the end, so a body it
-     * accepts is valid UTF-8: the separate pass runs only on failure, to
-     * give the message the rules give. */
-    json_t *body = too_deep ? NULL : json_loadb(d->body, d->body_len, JSON_DECODE_ANY, &error);
+    /* The fast path (json_fast.h) parses what it is sure of exactly as
+     * jansson would; anything else goes to jansson, which words the
+     * error. JSON_DECODE_ANY only so that "42" or "null" gets the plain
+     * message below rather than jansson's "'[' or '{' expected". Both
+     * check every string byte for strict UTF-8 (no overlongs, surrogates
+     * or code points above U+10FFFF), accept no other byte above 0x7f and
+     * read to the end, so a body either accepts is valid UTF-8: the
+     * separate pass runs only on failure, to give the message the rules
+     * give. */
+    json_t *body = NULL;
+    if (!too_deep)
+        body = warren__json_fast_object(d->body, d->body_len, WARREN_MAX_NESTING);
+    if (!body && !too_deep)
+        body = json_loadb(d->body, d->body_len, JSON_DECODE_ANY, &error);
     if (!body && !warren__utf8_valid(d->body, d->body_len))
         return reject(why, why_size, WARREN_DEAD_MALFORMED, "body is not valid UTF-8");
     if (too_deep)

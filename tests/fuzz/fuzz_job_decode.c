@@ -22,12 +22,15 @@
  * Besides crashes, the target checks what decode promises: on success a
  * valid worker name, an id, objects for args and headers (and headers
  * that serialise); on a rejection nothing held and a reason given. It
- * also checks warren__utf8_valid against jansson's own UTF-8 check. */
+ * also checks warren__utf8_valid against jansson's own UTF-8 check, and
+ * the body parser's fast path against json_loadb on the whole input:
+ * whenever the fast path answers, jansson gives the same value. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "job.h"
+#include "json_fast.h"
 
 #define BUILD_MAX_DEPTH 12   /* deeper than the decoder's 8, to reach its limit */
 #define BUILD_MAX_ALLOCS 4096
@@ -206,6 +209,25 @@ static void check_utf8(const uint8_t *data, size_t size)
     json_decref(s);
 }
 
+/* Whenever the fast path answers, jansson must give the same value (same
+ * text, so same types and key order); whatever jansson refuses, the fast
+ * path refuses. */
+static void check_fast(const uint8_t *data, size_t size)
+{
+    json_t *fast = warren__json_fast_object(data, size, 64);
+    json_t *slow = json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
+    check(!fast || slow, "fast path accepts only what jansson accepts");
+    if (fast && slow) {
+        size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+        char *a = json_dumps(fast, flags), *b = json_dumps(slow, flags);
+        check(a && b && strcmp(a, b) == 0, "fast path gives jansson's value");
+        free(a);
+        free(b);
+    }
+    json_decref(fast);
+    json_decref(slow);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -215,6 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct warren_delivery d = {"warren", 6, "", 0, NULL, NULL, 0};
 
     check_utf8(data, size);
+    check_fast(data, size);
     memset(&props, 0, sizeof props);
     r.p = data;
     r.n = size;
