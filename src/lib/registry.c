@@ -319,6 +319,7 @@ warren_status warren_registry_add(warren_registry *reg, const warren_worker_def 
         return warren_error_set(err, WARREN_ENOMEM, "out of memory registering worker '%s'",
                                 def->name);
     }
+    e->pos = reg->n;
     reg->entries[reg->n] = e;
     reg->slots[slot_of(reg, e->name)] = reg->n + 1;
     reg->n++;
@@ -378,10 +379,12 @@ void warren__registry_remove_module(warren_registry *reg, const char *module)
     unsigned kept = 0;
     for (unsigned i = 0; i < reg->n; i++) {
         struct warren_worker_entry *e = reg->entries[i];
-        if (e->module && strcmp(e->module, module) == 0)
+        if (e->module && strcmp(e->module, module) == 0) {
             entry_free(e);
-        else
+        } else {
+            e->pos = kept;
             reg->entries[kept++] = e;
+        }
     }
     if (kept == reg->n)
         return;

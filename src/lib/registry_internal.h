@@ -14,6 +14,7 @@ struct warren_worker_entry {
     char *schema;          /* NULL when none */
     char **schema_keys;    /* NULL-terminated, NULL when none */
     char *module;          /* name of the module that registered it, or NULL */
+    unsigned pos;          /* its position in registration order (0-based) */
 };
 
 /* Finds a worker; NULL when unknown. */

@@ -118,6 +118,30 @@ long long warrend_header_int(const amqp_basic_properties_t *p, const char *name,
     return e && warren__field_int(&e->value, &v) == 0 ? v : dflt;
 }
 
+const struct warren_worker_conf *warrend_worker_conf(const struct worker *w,
+                                                     const struct warren_worker_entry *entry,
+                                                     const char *name)
+{
+    if (entry && entry->pos < w->n_confs)
+        return &w->confs[entry->pos];
+    return warren__config_worker(w->cfg, name);
+}
+
+/* Resolves every registered worker's settings once. The config's own
+ * lookup builds a default entry afresh for a worker it does not list,
+ * which is most of what it costs. */
+static int resolve_confs(struct worker *w)
+{
+    unsigned n = warren_registry_count(w->reg);
+    w->confs = calloc(n ? n : 1, sizeof *w->confs);
+    if (!w->confs)
+        return -1;
+    for (unsigned i = 0; i < n; i++)
+        w->confs[i] = *warren__config_worker(w->cfg, warren_registry_name(w->reg, i));
+    w->n_confs = n;
+    return 0;
+}
+
 warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_delivery *d,
                                    struct warren_job *job)
 {
@@ -127,7 +151,8 @@ warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_deliver
                  job->max_attempts, job->error);
         return warrend_park(w, d, job, WARREN_DEAD_MAX_ATTEMPTS, why, job->attempt);
     }
-    const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
+    const struct warren_worker_conf *wc =
+        warrend_worker_conf(w, warren__registry_find(w->reg, job->worker), job->worker);
     long long delay_ms = warren__backoff_ms(&wc->retry, job->attempt, (double)rand() / RAND_MAX);
     /* A retry starts any lock wait afresh. */
     long long lock_since =
@@ -157,10 +182,25 @@ warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_deliver
 }
 
 /* The key the completed-jobs memory knows a job by: its id and attempt,
- * because a retry copy carries the same id and must still run. */
+ * because a retry copy carries the same id and must still run:
+ * "<id>#<attempt>", written without snprintf (once per job). */
 static void completed_key(const struct warren_job *job, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s#%d", job->id, job->attempt);
+    char digits[12];
+    size_t n_digits = 0, len = strlen(job->id);
+    unsigned a = job->attempt > 0 ? (unsigned)job->attempt : 0;
+    do
+        digits[n_digits++] = (char)('0' + a % 10);
+    while ((a /= 10) != 0);
+    if (job->attempt < 1 || len + 1 + n_digits + 1 > size) {
+        snprintf(buf, size, "%s#%d", job->id, job->attempt);
+        return;
+    }
+    memcpy(buf, job->id, len);
+    buf[len++] = '#';
+    while (n_digits)
+        buf[len++] = digits[--n_digits];
+    buf[len] = '\0';
 }
 
 
@@ -326,7 +366,7 @@ static warren_status run_job(struct worker *w, struct warren_conn_delivery *d,
     if (warren_registry_validate(w->reg, job->worker, job->args, &verr) != WARREN_OK)
         return warrend_park(w, d, job, WARREN_DEAD_INVALID_ARGS, verr.text, job->attempt);
 
-    const struct warren_worker_conf *wc = warren__config_worker(w->cfg, job->worker);
+    const struct warren_worker_conf *wc = warrend_worker_conf(w, entry, job->worker);
     if (job->max_attempts <= 0)
         job->max_attempts = wc->retry.max_attempts;
     job->module = entry->module;
@@ -581,6 +621,8 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
     snprintf(w.delay_prefix, sizeof w.delay_prefix, "%s.delay.", cfg->namespace_);
 
     int rc = load_modules(&w);
+    if (rc == WORKER_EXIT_OK && resolve_confs(&w) != 0)
+        rc = WORKER_EXIT_ERROR;
     w.lc.reg = w.reg; /* observers, and which workers are known */
     if (rc == WORKER_EXIT_OK && cfg->signing_key_file) {
         warren_error err;
@@ -598,6 +640,7 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
         guard_destroy(w.guard);
     }
     warren__sig_key_free(w.sig_key);
+    free(w.confs);
     warren__modules_unload(w.mods);
     warren_registry_destroy(w.reg);
     return rc;

@@ -34,7 +34,17 @@ struct worker {
     char jobs_exchange[WARREN_AMQP_NAME_MAX];
     char delay_prefix[WARREN_AMQP_NAME_MAX]; /* "<ns>.delay." */
     struct warren_sig_key *sig_key; /* NULL: signatures are not checked */
+    /* Each registered worker's settings (by its entry's pos), resolved
+     * once after the modules are loaded rather than for every job. */
+    struct warren_worker_conf *confs;
+    unsigned n_confs;
 };
+
+/* The settings of a registered worker (entry may be NULL: looked up by
+ * name, for workers the registry does not know). */
+const struct warren_worker_conf *warrend_worker_conf(const struct worker *w,
+                                                     const struct warren_worker_entry *entry,
+                                                     const char *name);
 
 /* Parks the delivery in its queue's dead letters (confirmed), then acks it.
  * A refused dead letter is retried once as rejected_by_broker; if that is

@@ -391,9 +391,12 @@ static void test_remove_module(void **state)
             continue;
         }
         assert_true(warren_registry_has(reg, name));
-        assert_string_equal(warren_registry_name(reg, at++), name); /* order kept */
+        /* order kept, and each entry knows its new position */
+        assert_int_equal(warren__registry_find(reg, name)->pos, at);
+        assert_string_equal(warren_registry_name(reg, at++), name);
     }
     assert_string_equal(warren_registry_name(reg, at), "untagged");
+    assert_int_equal(warren__registry_find(reg, "untagged")->pos, at);
     warren__registry_remove_module(reg, "nobody");
     warren__registry_remove_module(reg, "beta");
     assert_int_equal(warren_registry_count(reg), 1);
@@ -401,6 +404,8 @@ static void test_remove_module(void **state)
     assert_int_equal(add(reg, "w0", NULL, NULL, &err), WARREN_OK);
     assert_int_equal(add(reg, "w1", NULL, NULL, &err), WARREN_OK);
     assert_int_equal(warren_registry_count(reg), 3);
+    assert_int_equal(warren__registry_find(reg, "untagged")->pos, 0);
+    assert_int_equal(warren__registry_find(reg, "w1")->pos, 2);
     warren_registry_destroy(reg);
 }
 
