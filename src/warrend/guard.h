@@ -8,13 +8,20 @@
  * returns. It also enforces the job's time limit: at the deadline it calls
  * the timeout callback on its own thread, which hands the job on and ends
  * the process. The handler's thread never touches the connection while the
- * guard may: the main thread calls guard_leave() before using it again. */
+ * guard may: the main thread calls guard_leave() before using it again.
+ *
+ * Starting and ending a job costs an atomic store and a compare-and-swap,
+ * no lock and no wake-up: the guard looks on its own tick (GUARD_TICK_MS),
+ * so it takes the connection, or acts on a deadline, at most a tick late.
+ * Only a job that ends while the guard holds the connection waits (for the
+ * rest of that slice), as before. */
 #ifndef WARREND_GUARD_H
 #define WARREND_GUARD_H
 
 #include "conn.h"
 
 #define GUARD_PUMP_AFTER_MS 1000
+#define GUARD_TICK_MS 100
 
 struct guard;
 
