@@ -11,6 +11,7 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -38,6 +39,7 @@ struct warren_conn {
     size_t pubs_cap;
     size_t pubs_len;
     int returned;        /* a mandatory publish came back since the last wait */
+    int tls;             /* amqps: OpenSSL may hold input the socket no longer shows */
     /* Deliveries read while waiting: a ring of cap_queued slots, the
      * oldest at q_head, so taking one is O(1) however many are queued. */
     struct warren_conn_delivery *queued;
@@ -579,6 +581,7 @@ static warren_status open_one(struct warren_conn *c, const char *url,
     }
     const struct warren_tls_conf *tls = opts ? opts->tls : NULL;
     c->state = amqp_new_connection();
+    c->tls = info.ssl;
     amqp_socket_t *sock = make_socket(c->state, info.ssl, info.host, tls, err);
     st = sock ? WARREN_OK : WARREN_ECONFIG;
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
@@ -1160,6 +1163,22 @@ warren_status warren__conn_publish_confirmed(struct warren_conn *c, const char *
 
 /* ---- consuming -------------------------------------------------------- */
 
+/* Whether input may be waiting: in rabbitmq-c's buffer or frame queue,
+ * else (plain TCP) per a non-blocking peek at the socket. One syscall that
+ * usually says "nothing", where letting rabbitmq-c look costs a recv that
+ * fails and a poll. Under TLS, OpenSSL may hold decrypted input the socket
+ * no longer shows: always 1 there. */
+static int may_have_input(struct warren_conn *c)
+{
+    if (c->tls || amqp_data_in_buffer(c->state) || amqp_frames_enqueued(c->state))
+        return 1;
+    int fd = amqp_get_sockfd(c->state);
+    char byte;
+    if (fd < 0 || recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+        return 1; /* data or end of stream: rabbitmq-c reads it */
+    return errno != EAGAIN && errno != EWOULDBLOCK; /* an error: let it report */
+}
+
 static void take_queued(struct warren_conn *c, struct warren_conn_delivery *out)
 {
     *out = c->queued[c->q_head];
@@ -1185,10 +1204,9 @@ warren_status warren__conn_next_delivery(struct warren_conn *c, int timeout_ms,
              * deliveries are void, the broker has requeued them and may
              * give them to another consumer, so running them would only
              * make duplicates. */
-            warren_status st;
-            do
-                st = pump_one(c, 0, err);
-            while (st == WARREN_OK);
+            warren_status st = WARREN_ETIMEDOUT;
+            while (may_have_input(c) && (st = pump_one(c, 0, err)) == WARREN_OK)
+                st = WARREN_ETIMEDOUT;
             if (st != WARREN_ETIMEDOUT) {
                 drop_queued(c);
                 return st;
