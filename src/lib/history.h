@@ -82,6 +82,18 @@ warren_status warren__history_jobs(struct warren_history *h,
 warren_status warren__history_report(struct warren_history *h, long long since_ms,
                                      json_t **out, warren_error *err);
 
+/* The balance `warren doctor` checks, per worker, over the jobs that had a
+ * queued or scheduled event (published through warren's API with events
+ * on; jobs of other clients first appear at `started` and are left out):
+ * {"workers": [{"worker", "published", "queued", "scheduled", "running",
+ *  "retrying", "succeeded", "dead", "duplicate", "held_before"}]} (new).
+ * "duplicate" counts jobs a host acked as duplicates (their state stays
+ * queued, so they are taken out of it); "held_before" counts the jobs
+ * still queued, scheduled, running or retrying whose last event is older
+ * than `before_ms` (Unix ms). */
+warren_status warren__history_balance(struct warren_history *h, long long before_ms,
+                                      json_t **out, warren_error *err);
+
 /* "2026-05-01T02:00:00.123Z" -> Unix ms; -1 when not that form. */
 long long warren__history_parse_time(const char *text);
 /* Unix ms -> "2026-05-01T02:00:00.123Z". */

@@ -777,3 +777,61 @@ warren_status warren__history_report(struct warren_history *h, long long since, 
     *out = root;
     return WARREN_OK;
 }
+
+/* ---- balance ------------------------------------------------------------ */
+
+static json_t *balance_worker(json_t *workers, const char *name)
+{
+    size_t n = json_array_size(workers);
+    json_t *last = n ? json_array_get(workers, n - 1) : NULL;
+    if (last && !strcmp(json_string_value(json_object_get(last, "worker")), name))
+        return last;
+    json_t *w = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "worker", name,
+                          "published", (json_int_t)0, "queued", (json_int_t)0, "scheduled",
+                          (json_int_t)0, "running", (json_int_t)0, "retrying", (json_int_t)0,
+                          "succeeded", (json_int_t)0, "dead", (json_int_t)0, "duplicate",
+                          (json_int_t)0, "held_before", (json_int_t)0);
+    json_array_append_new(workers, w);
+    return w;
+}
+
+warren_status warren__history_balance(struct warren_history *h, long long before_ms,
+                                      json_t **out, warren_error *err)
+{
+    *out = NULL;
+    sqlite3_stmt *s;
+    /* A duplicate's only state event is its `queued`; it is finished all
+     * the same. Rows come sorted by worker, so each worker is one object. */
+    if (prepare(h, "SELECT COALESCE(worker, ''), CASE WHEN state IN ('queued', 'scheduled')"
+                   " AND EXISTS (SELECT 1 FROM events d WHERE d.job_id = j.id"
+                   " AND d.event = 'duplicate') THEN 'duplicate' ELSE state END,"
+                   " COUNT(*), SUM(updated_ms < ?1) FROM jobs j WHERE EXISTS (SELECT 1"
+                   " FROM events e WHERE e.job_id = j.id AND e.event IN ('queued', 'scheduled'))"
+                   " GROUP BY 1, 2 ORDER BY 1, 2", &s) != 0)
+        return db_fail(h, err, "balance");
+    sqlite3_bind_int64(s, 1, before_ms);
+    json_t *workers = json_array();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(s, 1);
+        long long jobs = sqlite3_column_int64(s, 2), old = sqlite3_column_int64(s, 3);
+        json_t *w = balance_worker(workers, (const char *)sqlite3_column_text(s, 0));
+        json_t *count = state ? json_object_get(w, state) : NULL;
+        if (!w || !count)
+            continue; /* a state this query does not know: not counted */
+        json_integer_set(count, json_integer_value(count) + jobs);
+        json_t *published = json_object_get(w, "published");
+        json_integer_set(published, json_integer_value(published) + jobs);
+        if (strcmp(state, "succeeded") && strcmp(state, "dead") && strcmp(state, "duplicate")) {
+            json_t *held = json_object_get(w, "held_before");
+            json_integer_set(held, json_integer_value(held) + old);
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        json_decref(workers);
+        return db_fail(h, err, "balance");
+    }
+    *out = json_pack("{s:o}", "workers", workers);
+    return WARREN_OK;
+}
