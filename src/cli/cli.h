@@ -16,5 +16,6 @@ int warren__cli_web(int argc, char **argv);
 int warren__cli_job(int argc, char **argv);
 int warren__cli_jobs(int argc, char **argv);
 int warren__cli_report(int argc, char **argv);
+int warren__cli_doctor(int argc, char **argv);
 
 #endif

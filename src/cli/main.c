@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"job", warren__cli_job, "job ID: a job's state and timeline from the history"},
     {"jobs", warren__cli_jobs, "jobs from the history, filtered by state, worker, age"},
     {"report", warren__cli_report, "per worker outcomes, durations, errors; per hour"},
+    {"doctor", warren__cli_doctor, "check broker, topology, bindings and job balance"},
 };
 
 static void usage(FILE *to)
