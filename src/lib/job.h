@@ -86,6 +86,25 @@ json_t *warren__job_headers_json(const amqp_table_t *headers);
 /* Frees what a decoded job holds and zeroes it. */
 void warren__job_clear(struct warren_job *job);
 
+/* The fields of a job's log line ({"id":..,"worker":..,...}), written
+ * exactly as json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) writes the
+ * object jansson would build, without building it: a line per job at
+ * info level then costs no allocation. Room for the longest fields a job
+ * line has (id, worker, a 1 KiB error, all escaped). */
+#define WARREN_FIELDS_MAX 8192
+struct warren_fields {
+    char buf[WARREN_FIELDS_MAX];
+    size_t len;
+    int overflow;
+};
+void warren__fields_begin(struct warren_fields *f);
+/* Adds "key":"value". A value that is not valid UTF-8 (which jansson
+ * would refuse to make a string of) is not added: returns -1. */
+int warren__fields_str(struct warren_fields *f, const char *key, const char *value);
+void warren__fields_int(struct warren_fields *f, const char *key, long long value);
+/* The text, or NULL when it did not fit. */
+const char *warren__fields_end(struct warren_fields *f);
+
 /* Looks up a header in an AMQP table by name; NULL when absent. */
 const amqp_table_entry_t *warren__table_find(const amqp_table_t *t, const char *key);
 

@@ -54,6 +54,98 @@ json_t *warren_job_headers(const warren_job *job)
     return j->headers;
 }
 
+/* ---- log fields (job.h) ---- */
+
+static void fields_put(struct warren_fields *f, const char *s, size_t n)
+{
+    if (f->overflow || n > sizeof f->buf - 1 - f->len) {
+        f->overflow = 1;
+        return;
+    }
+    memcpy(f->buf + f->len, s, n);
+    f->len += n;
+}
+
+/* A JSON string as jansson's dump writes one: '"' and '\\' escaped,
+ * \b \f \n \r \t, other control characters as \u00XX (upper case), the
+ * rest (UTF-8 included, and '/') as is. */
+static void fields_string(struct warren_fields *f, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    fields_put(f, "\"", 1);
+    const char *run = s;
+    for (;; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        fields_put(f, run, (size_t)(s - run));
+        run = s + 1;
+        if (c == '\0')
+            break;
+        char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: esc[1] = 'u'; n = 6; break;
+        }
+        fields_put(f, esc, n);
+    }
+    fields_put(f, "\"", 1);
+}
+
+static void fields_key(struct warren_fields *f, const char *key)
+{
+    if (f->len > 1)
+        fields_put(f, ",", 1);
+    fields_string(f, key);
+    fields_put(f, ":", 1);
+}
+
+void warren__fields_begin(struct warren_fields *f)
+{
+    f->len = 0;
+    f->overflow = 0;
+    fields_put(f, "{", 1);
+}
+
+int warren__fields_str(struct warren_fields *f, const char *key, const char *value)
+{
+    if (!value || !warren__utf8_valid(value, strlen(value)))
+        return -1;
+    fields_key(f, key);
+    fields_string(f, value);
+    return 0;
+}
+
+void warren__fields_int(struct warren_fields *f, const char *key, long long value)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    unsigned long long u = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
+    do
+        digits[--n] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (value < 0)
+        digits[--n] = '-';
+    fields_key(f, key);
+    fields_put(f, digits + n, sizeof digits - n);
+}
+
+const char *warren__fields_end(struct warren_fields *f)
+{
+    fields_put(f, "}", 1);
+    if (f->overflow)
+        return NULL;
+    f->buf[f->len] = '\0';
+    return f->buf;
+}
+
 /* The active capture of this thread (job_capture.h), or NULL. Thread-local
  * so tests running jobs on several threads keep their lines apart. */
 static _Thread_local struct warren__log_capture *capture;
@@ -127,14 +219,16 @@ void warren_job_log(const warren_job *job, warren_log_level level, const char *f
         return;
     char msgid[160];
     snprintf(msgid, sizeof msgid, "%s.log", job->module ? job->module : "handler");
-    json_t *f = json_pack("{s:s, s:s}", "id", job->id, "worker", job->worker);
-    char *fields = f ? json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(f);
+    struct warren_fields f;
+    warren__fields_begin(&f);
+    const char *fields = NULL;
+    if (warren__fields_str(&f, "id", job->id) == 0 &&
+        warren__fields_str(&f, "worker", job->worker) == 0)
+        fields = warren__fields_end(&f);
     va_list ap;
     va_start(ap, fmt);
     warren_log_vwrite(level, msgid, fields, fmt, ap);
     va_end(ap);
-    free(fields);
 }
 
 /* Cuts a truncated text back to the last whole UTF-8 character, so the

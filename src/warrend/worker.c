@@ -59,17 +59,23 @@ static void log_job(warren_log_level level, const char *msgid, const struct warr
 {
     if (!warren_log_enabled(level))
         return;
-    json_t *f = json_pack("{s:s, s:s, s:i, s:s, s:I}", "id", job->id, "worker", job->worker,
-                          "attempt", job->attempt, "outcome", outcome, "duration_ms",
-                          (json_int_t)duration_ms);
-    if (f && error && error[0])
-        json_object_set_new(f, "error", json_string(error));
-    char *fields = f ? json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* {"id","worker","attempt","outcome","duration_ms"[,"error"]}, as
+     * jansson would write it; an error that is not UTF-8 is left out. */
+    struct warren_fields f;
+    warren__fields_begin(&f);
+    const char *fields = NULL;
+    if (warren__fields_str(&f, "id", job->id) == 0 &&
+        warren__fields_str(&f, "worker", job->worker) == 0) {
+        warren__fields_int(&f, "attempt", job->attempt);
+        warren__fields_str(&f, "outcome", outcome);
+        warren__fields_int(&f, "duration_ms", duration_ms);
+        if (error && error[0])
+            warren__fields_str(&f, "error", error);
+        fields = warren__fields_end(&f);
+    }
     warren_log_write(level, msgid, fields, "%s %s %s (attempt %d, %lld ms)%s%s", job->worker,
                      job->id, outcome, job->attempt, duration_ms, error && error[0] ? ": " : "",
                      error && error[0] ? error : "");
-    free(fields);
-    json_decref(f);
 }
 
 /* Parks the delivery in its queue's dead letters, then acks it. A refusal

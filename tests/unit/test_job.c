@@ -1137,6 +1137,50 @@ static void test_rule_order(void **state)
     expect_reject(&m, WARREN_DEAD_MALFORMED, "deeper than 64 levels");
 }
 
+/* The log fields writer gives json_dumps's text, byte for byte. */
+static void test_log_fields_match_jansson(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "", "plain", "q\"uote", "back\\slash", "sl/ash", "\b\f\n\r\t", "\x01\x1f\x7f",
+        "caf\xc3\xa9 \xf0\x9f\x98\x80", "all \"\\/\x02 at once\n",
+    };
+    static const long long ints[] = {0, 1, -1, 42, 9223372036854775807LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        struct warren_fields f;
+        warren__fields_begin(&f);
+        assert_int_equal(warren__fields_str(&f, "id", values[i]), 0);
+        warren__fields_int(&f, "n", ints[i % 6]);
+        assert_int_equal(warren__fields_str(&f, "k\"ey", values[(i + 1) % 9]), 0);
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(values[i]));
+        json_object_set_new(o, "n", json_integer(ints[i % 6]));
+        json_object_set_new(o, "k\"ey", json_string(values[(i + 1) % 9]));
+        char *want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        assert_string_equal(warren__fields_end(&f), want);
+        free(want);
+        json_decref(o);
+    }
+    /* not UTF-8: left out, as jansson would refuse the string */
+    struct warren_fields f;
+    warren__fields_begin(&f);
+    assert_int_equal(warren__fields_str(&f, "a", "x"), 0);
+    assert_int_equal(warren__fields_str(&f, "bad", "\xc3("), -1);
+    warren__fields_int(&f, "b", 2);
+    assert_string_equal(warren__fields_end(&f), "{\"a\":\"x\",\"b\":2}");
+    warren__fields_begin(&f);
+    assert_string_equal(warren__fields_end(&f), "{}");
+    /* too long for the buffer: no text rather than a cut one */
+    char *big = malloc(WARREN_FIELDS_MAX);
+    assert_non_null(big);
+    memset(big, 'x', WARREN_FIELDS_MAX - 1);
+    big[WARREN_FIELDS_MAX - 1] = '\0';
+    warren__fields_begin(&f);
+    warren__fields_str(&f, "big", big);
+    assert_null(warren__fields_end(&f));
+    free(big);
+}
+
 static void test_null_arguments(void **state)
 {
     (void)state;
@@ -1193,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_header_total_budget),
         cmocka_unit_test(test_header_bad_names_and_kinds),
         cmocka_unit_test(test_headers_json),
+        cmocka_unit_test(test_log_fields_match_jansson),
         cmocka_unit_test(test_body_bad_utf8),
         cmocka_unit_test(test_body_not_object),
         cmocka_unit_test(test_body_empty_and_invalid),
