@@ -23,6 +23,7 @@
 #include <warren/warren.h>
 #include "cli.h"
 #include "common.h"
+#include "mgmt.h"
 #include "delay.h"
 #include "history.h"
 #include "registry_internal.h"
@@ -132,27 +133,6 @@ static const char *dur(long long ms, char *buf, size_t size)
 
 /* ---- management API ------------------------------------------------------ */
 
-struct body {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *user)
-{
-    struct body *b = user;
-    size_t add = size * n;
-    if (b->len + add > MGMT_MAX_BODY)
-        return 0;
-    char *grown = realloc(b->data, b->len + add + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, ptr, add);
-    b->data = grown;
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
 static void mgmt_open(struct mgmt *m, const char *base, const char *amqp_url)
 {
     memset(m, 0, sizeof *m);
@@ -181,7 +161,7 @@ static void mgmt_open(struct mgmt *m, const char *base, const char *amqp_url)
     curl_easy_setopt(m->curl, CURLOPT_PASSWORD, m->password);
     curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, (long)MGMT_TIMEOUT_MS);
     curl_easy_setopt(m->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, mgmt_body_write);
 }
 
 static void mgmt_close(struct mgmt *m)
@@ -209,7 +189,7 @@ static json_t *mgmt_get(struct mgmt *m, const char *kind, const char *name, cons
              blen && m->base[blen - 1] == '/' ? "" : "/", kind, m->vhost, ename ? ename : "",
              suffix);
     curl_free(ename);
-    struct body b = {NULL, 0};
+    struct mgmt_body b = {NULL, 0, MGMT_MAX_BODY};
     curl_easy_setopt(m->curl, CURLOPT_URL, url);
     curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(m->curl);

@@ -10,16 +10,11 @@
 #define MGMT_TIMEOUT_MS 3000
 #define MGMT_MAX_BODY (1 << 20)
 
-struct body {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *user)
+size_t mgmt_body_write(char *ptr, size_t size, size_t n, void *body)
 {
-    struct body *b = user;
+    struct mgmt_body *b = body;
     size_t add = size * n;
-    if (b->len + add > MGMT_MAX_BODY)
+    if (b->len + add > b->max)
         return 0;
     char *grown = realloc(b->data, b->len + add + 1);
     if (!grown)
@@ -75,13 +70,13 @@ warren_status mgmt_queue_get(const char *base_url, const char *amqp_url, const c
              blen && base_url[blen - 1] == '/' ? "" : "/", vhost ? vhost : "", name ? name : "");
     curl_free(vhost);
     curl_free(name);
-    struct body b = {NULL, 0};
+    struct mgmt_body b = {NULL, 0, MGMT_MAX_BODY};
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_USERNAME, info.user);
     curl_easy_setopt(curl, CURLOPT_PASSWORD, info.password);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)MGMT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, mgmt_body_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(curl);
     long code = 0;

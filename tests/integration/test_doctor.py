@@ -10,40 +10,19 @@ with it); without it those parts are skipped, not failed."""
 import json
 import os
 import re
-import socket
-import subprocess
 import time
 import unittest
 
 import harness
+from test_history import Web, free_port
 
 MGMT = os.environ.get("WARREN_TEST_MANAGEMENT_URL")
 LEVELS = 28
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def level_key(level, bit):
     """The binding key of delay level `level` for bit `bit` (as delay.c)."""
     return "*." * (LEVELS - 1 - level) + bit + ".#"
-
-
-class Web(harness.Host):
-    """`warren web -c CONFIG --listen ...` as a Host (stop, logs)."""
-
-    def start(self):
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([harness.WARREN, "web", "-c", self.config] + self.args,
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
-        return self
 
 
 class TestDoctor(harness.WarrenTestCase):
