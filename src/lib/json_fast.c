@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json_fast.h"
@@ -34,6 +35,27 @@ static const unsigned char plain[256] = {
 #undef ONES
 
 static json_t *value_at(struct parser *ps);
+
+/* Skips plain string bytes, eight at a time while a whole word is plain:
+ * no byte with its top bit set, none below 0x20 (x - 0x20 borrows), none
+ * equal to '"' or '\\' (x ^ c is zero). Each test only says whether some
+ * byte of the word matches; the byte loop then finds which. */
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, tops = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+        if ((w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) &
+            tops)
+            break;
+        p += 8;
+    }
+    while (p < end && plain[*p])
+        p++;
+    return p;
+}
 
 static void skip_space(struct parser *ps)
 {
@@ -142,8 +164,10 @@ static int unescape(struct parser *ps, const unsigned char *start, const unsigne
     while (p < end) {
         unsigned char c = *p;
         if (plain[c]) {
-            *t++ = (char)c;
-            p++;
+            const unsigned char *run = skip_plain(p, end);
+            memcpy(t, p, (size_t)(run - p));
+            t += run - p;
+            p = run;
             continue;
         }
         if (c == '"') {
@@ -205,8 +229,7 @@ static int string_at(struct parser *ps, const char **s, size_t *n)
 {
     const unsigned char *start = ps->p + 1, *p = start, *end = ps->end;
     for (;;) {
-        while (p < end && plain[*p])
-            p++;
+        p = skip_plain(p, end);
         if (p >= end)
             return -1;
         if (*p < 0x80)

@@ -160,6 +160,24 @@ static void test_long_strings(void **state)
     free(body);
 }
 
+/* Each kind of special byte at every offset of a long string: the word-
+ * at-a-time scan must stop wherever it is. */
+static void test_special_byte_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"\\n", "\\\"", "\x01", "\x1f", "\x7f",
+                                           "\xc3\xa9", "\xe2\x82\xac", "\xff", "\"", " "};
+    char body[128];
+    for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+        for (int at = 0; at < 40; at++) {
+            int n = snprintf(body, sizeof body, "{\"a\":\"%.*s%s%.*s\"}", at,
+                             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP", specials[k], 19,
+                             "0123456789012345678");
+            agree(body, (size_t)n);
+        }
+    }
+}
+
 /* Bodies made of JSON's pieces at random, then mutated: wherever they
  * land, the two must agree. */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -233,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_leaves_the_rest_to_jansson),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_long_strings),
+        cmocka_unit_test(test_special_byte_at_every_offset),
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_locale_comma),
     };
