@@ -93,11 +93,18 @@ static void emit_json(const char *when, warren_log_level level, const char *msgi
     json_decref(line);
     if (!text)
         return;
+    /* The newline goes in the same write(): two writes let another
+     * process's line land between them (glued lines, an empty one). */
     size_t len = strlen(text);
-
-    write_all(text, len);
-    write_all("\n", 1);
-    free(text);
+    char *whole = realloc(text, len + 2);
+    if (!whole) {
+        free(text);
+        return;
+    }
+    whole[len] = '\n';
+    whole[len + 1] = '\0';
+    write_all(whole, len + 1);
+    free(whole);
 }
 
 static void emit_text(const char *when, warren_log_level level, const char *msgid,
