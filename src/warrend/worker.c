@@ -6,6 +6,7 @@
  * dead letter; or left unacked (the broker refused even the dead letter, or
  * the connection was lost), in which case the broker redelivers it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,9 +418,31 @@ static warren_status settle(struct worker *w, struct warren_conn_delivery *d,
     return warrend_retry_or_park(w, d, job);
 }
 
+/* Resident memory in bytes, from /proc/self/statm (opened once, then one
+ * pread per look); -1 when unknown. */
+static long long resident_bytes(struct worker *w)
+{
+    if (w->statm_fd < 0)
+        w->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    char buf[128];
+    ssize_t n = w->statm_fd >= 0 ? pread(w->statm_fd, buf, sizeof buf - 1, 0) : -1;
+    long pages = 0, resident = 0;
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (sscanf(buf, "%ld %ld", &pages, &resident) != 2)
+        return -1;
+    return (long long)resident * sysconf(_SC_PAGESIZE);
+}
+
 /* Whether this process should make way for a fresh one after its job:
  * max_jobs_per_process and max_memory_per_process guard against leaks in
- * handlers. */
+ * handlers. Memory is looked at after a job at most every RSS_CHECK_MS,
+ * not after every one (it was four system calls and an allocation per
+ * job): a leak grows over many jobs, and the process still makes way
+ * after the job that finds it over the limit. */
+#define RSS_CHECK_MS 100
+
 static int needs_recycling(struct worker *w)
 {
     const struct warren_config *cfg = w->cfg;
@@ -430,14 +453,11 @@ static int needs_recycling(struct worker *w)
     }
     if (!cfg->max_memory_per_process)
         return 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    long long rss = (long long)resident * sysconf(_SC_PAGESIZE);
+    long long now = mono_ms();
+    if (w->rss_checked_ms && now - w->rss_checked_ms < RSS_CHECK_MS)
+        return 0;
+    w->rss_checked_ms = now;
+    long long rss = resident_bytes(w);
     if (rss > cfg->max_memory_per_process) {
         WARREN_LOG(WARREN_LOG_INFO, "worker.recycle",
                    "resident memory %lld bytes over max_memory_per_process: making way for a "
@@ -609,6 +629,7 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
 
     struct worker w;
     memset(&w, 0, sizeof w);
+    w.statm_fd = -1;
     w.cfg = cfg;
     w.slot = slot;
     w.board = board;
@@ -646,6 +667,8 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
         guard_destroy(w.guard);
     }
     warren__sig_key_free(w.sig_key);
+    if (w.statm_fd >= 0)
+        close(w.statm_fd);
     free(w.confs);
     warren__modules_unload(w.mods);
     warren_registry_destroy(w.reg);
@@ -659,6 +682,7 @@ int warrend_preflight(struct warren_config *cfg)
     if (pid == 0) {
         struct worker w;
         memset(&w, 0, sizeof w);
+        w.statm_fd = -1;
         w.cfg = cfg;
         int rc = load_modules(&w);
         warren__modules_unload(w.mods);

@@ -38,6 +38,8 @@ struct worker {
      * once after the modules are loaded rather than for every job. */
     struct warren_worker_conf *confs;
     unsigned n_confs;
+    int statm_fd;               /* /proc/self/statm, kept open; -1 until needed */
+    long long rss_checked_ms;   /* when max_memory_per_process was last checked */
 };
 
 /* The settings of a registered worker (entry may be NULL: looked up by
