@@ -17,26 +17,36 @@
 #include <sqlite3.h>
 #include "history.h"
 
-enum { ST_INSERT_EVENT, ST_INSERT_JOB, ST_UPDATE_JOB, ST_UPDATE_STATE, ST_UPDATE_ERROR,
-       ST_UPDATE_PROGRESS, ST_COUNT };
+enum { ST_INSERT_EVENT, ST_UPSERT_JOB, ST_UPDATE_PROGRESS, ST_COUNT };
 
 static const char *const statements[ST_COUNT] = {
     [ST_INSERT_EVENT] =
         "INSERT OR IGNORE INTO events(job_id, event, attempt, rank, at, at_ms, worker, host,"
         " duration_ms, error, delay_ms, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-    [ST_INSERT_JOB] =
-        "INSERT OR IGNORE INTO jobs(id, worker, queue, state_key, error_key, attempt,"
-        " progress_at, created_ms, updated_ms) VALUES(?1, ?2, ?3, -1, -1, ?4, -1, ?5, ?5)",
-    [ST_UPDATE_JOB] =
-        "UPDATE jobs SET worker = CASE WHEN worker IS NULL OR worker = '' THEN ?2 ELSE worker END,"
+    /* One statement folds an event into its job (an UPSERT, SQLite 3.24+;
+     * one look-up of the job instead of four statements): a new job takes
+     * the event's fields; a known one keeps its worker and queue unless
+     * they were empty, its highest attempt, its first and last event
+     * times, and takes the state (?8) and the error (?9) only when the
+     * event's key (?10) is at least the key of the ones it has (on the
+     * right of SET every column is the row's value before the update). A
+     * NULL ?8 or ?9 leaves that key at -1 in a new job and changes nothing
+     * in a known one. */
+    [ST_UPSERT_JOB] =
+        "INSERT INTO jobs(id, worker, queue, attempt, created_ms, updated_ms, priority, args,"
+        " state, state_key, error, error_key, progress_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, CASE WHEN ?8 IS NULL THEN -1 ELSE ?10 END,"
+        " ?9, CASE WHEN ?9 IS NULL THEN -1 ELSE ?10 END, -1)"
+        " ON CONFLICT(id) DO UPDATE SET"
+        " worker = CASE WHEN worker IS NULL OR worker = '' THEN ?2 ELSE worker END,"
         " queue = CASE WHEN queue IS NULL OR queue = '' THEN ?3 ELSE queue END,"
         " attempt = MAX(attempt, ?4), created_ms = MIN(created_ms, ?5),"
         " updated_ms = MAX(updated_ms, ?5), priority = COALESCE(?6, priority),"
-        " args = COALESCE(?7, args) WHERE id = ?1",
-    [ST_UPDATE_STATE] =
-        "UPDATE jobs SET state = ?2, state_key = ?3 WHERE id = ?1 AND state_key <= ?3",
-    [ST_UPDATE_ERROR] =
-        "UPDATE jobs SET error = ?2, error_key = ?3 WHERE id = ?1 AND error_key <= ?3",
+        " args = COALESCE(?7, args),"
+        " state = CASE WHEN ?8 IS NOT NULL AND state_key <= ?10 THEN ?8 ELSE state END,"
+        " state_key = CASE WHEN ?8 IS NOT NULL AND state_key <= ?10 THEN ?10 ELSE state_key END,"
+        " error = CASE WHEN ?9 IS NOT NULL AND error_key <= ?10 THEN ?9 ELSE error END,"
+        " error_key = CASE WHEN ?9 IS NOT NULL AND error_key <= ?10 THEN ?10 ELSE error_key END",
     [ST_UPDATE_PROGRESS] =
         "UPDATE jobs SET progress_done = ?2, progress_total = ?3, progress_at = ?4"
         " WHERE id = ?1 AND progress_at <= ?4",
@@ -339,18 +349,8 @@ warren_status warren__history_ingest(struct warren_history *h, const char *json,
         if (sqlite3_changes(h->db) == 0)
             goto out; /* seen before */
     }
-    s = h->st[ST_INSERT_JOB];
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    bind_text(s, 2, worker);
-    bind_text(s, 3, queue);
-    sqlite3_bind_int64(s, 4, attempt);
-    sqlite3_bind_int64(s, 5, at_ms);
-    if (!step_done(s)) {
-        st = db_fail(h, err, "insert job");
-        goto out;
-    }
     char *args = args_text(json_object_get(o, "args"));
-    s = h->st[ST_UPDATE_JOB];
+    s = h->st[ST_UPSERT_JOB];
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     bind_text(s, 2, worker);
     bind_text(s, 3, queue);
@@ -358,31 +358,14 @@ warren_status warren__history_ingest(struct warren_history *h, const char *json,
     sqlite3_bind_int64(s, 5, at_ms);
     bind_opt_int(s, 6, have_prio, prio);
     bind_text(s, 7, args);
+    bind_text(s, 8, k ? k->state : NULL);
+    bind_text(s, 9, error);
+    sqlite3_bind_int64(s, 10, key);
     int ok = step_done(s);
     free(args);
     if (!ok) {
         st = db_fail(h, err, "update job");
         goto out;
-    }
-    if (k && k->state) {
-        s = h->st[ST_UPDATE_STATE];
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, k->state, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, key);
-        if (!step_done(s)) {
-            st = db_fail(h, err, "update state");
-            goto out;
-        }
-    }
-    if (error) {
-        s = h->st[ST_UPDATE_ERROR];
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, error, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 3, key);
-        if (!step_done(s)) {
-            st = db_fail(h, err, "update error");
-            goto out;
-        }
     }
     long long done, total;
     if (is_progress && int_field(o, "done", &done)) {
