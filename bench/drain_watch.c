@@ -4,6 +4,7 @@
  *   drain_watch [--url URL] [--queue Q] --count N [--metrics HOST:PORT]
  *               [--until start|empty|done] [--interval-ms 10] [--timeout 600]
  *   drain_watch [--url URL] [--queue Q] --purge      (empties Q and exits)
+ *   drain_watch [--url URL] [--queue Q] --ready      (prints "ready=N consumers=C")
  *
  * It polls the queue's ready count (passive queue.declare, one small
  * round trip) every --interval-ms. Once the queue holds N ready messages
@@ -24,12 +25,14 @@
 #include <sys/socket.h>
 #include "bench_common.h"
 
-static long long ready_count(amqp_connection_state_t c, const char *queue)
+static long long ready_count(amqp_connection_state_t c, const char *queue, long long *consumers)
 {
     amqp_queue_declare_ok_t *ok =
         amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     if (!ok)
         bench_check_reply(amqp_get_rpc_reply(c), "queue.declare (passive)");
+    if (consumers)
+        *consumers = ok->consumer_count;
     return ok->message_count;
 }
 
@@ -92,7 +95,7 @@ int main(int argc, char **argv)
     const char *url = getenv("WARREN_URL") ? getenv("WARREN_URL") : BENCH_DEFAULT_URL;
     const char *queue = "warren.default", *metrics = NULL, *until = "empty", *v;
     long long count = -1;
-    int interval = 10, timeout = 600, purge = 0;
+    int interval = 10, timeout = 600, purge = 0, show_ready = 0;
     for (int i = 1; i < argc; i++) {
         if ((v = bench_opt(argc, argv, &i, "--url")))
             url = v;
@@ -110,9 +113,12 @@ int main(int argc, char **argv)
             timeout = atoi(v);
         else if (!strcmp(argv[i], "--purge"))
             purge = 1;
+        else if (!strcmp(argv[i], "--ready"))
+            show_ready = 1;
         else
             bench_die("usage: drain_watch [--url URL] [--queue Q] --count N [--metrics H:P] "
-                      "[--until start|empty|done] [--interval-ms MS] [--timeout S]");
+                      "[--until start|empty|done] [--interval-ms MS] [--timeout S]"
+                      " | [--queue Q] --purge | [--queue Q] --ready");
     }
     if (purge) {
         amqp_connection_state_t c = bench_connect(url, 0);
@@ -120,6 +126,13 @@ int main(int argc, char **argv)
         if (!ok)
             bench_check_reply(amqp_get_rpc_reply(c), "queue.purge");
         printf("purged %s: %u\n", queue, ok->message_count);
+        bench_close(c);
+        return 0;
+    }
+    if (show_ready) {
+        amqp_connection_state_t c = bench_connect(url, 0);
+        long long consumers = 0, ready = ready_count(c, queue, &consumers);
+        printf("ready=%lld consumers=%lld\n", ready, consumers);
         bench_close(c);
         return 0;
     }
@@ -138,7 +151,7 @@ int main(int argc, char **argv)
 
     amqp_connection_state_t c = bench_connect(url, 0);
     long long ready;
-    while ((ready = ready_count(c, queue)) < count) {
+    while ((ready = ready_count(c, queue, NULL)) < count) {
         CHECK_DEADLINE("the backlog");
         nap_ms(interval);
     }
@@ -147,7 +160,7 @@ int main(int argc, char **argv)
     double before = bench_real_s(), start;
     for (;;) {
         nap_ms(interval);
-        ready = ready_count(c, queue);
+        ready = ready_count(c, queue, NULL);
         double now = bench_real_s();
         if (ready < count) {
             start = (before + now) / 2;
@@ -164,7 +177,7 @@ int main(int argc, char **argv)
     double end;
     before = bench_real_s();
     for (;;) {
-        ready = ready_count(c, queue);
+        ready = ready_count(c, queue, NULL);
         double now = bench_real_s();
         if (ready == 0) {
             end = (before + now) / 2;

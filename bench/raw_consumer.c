@@ -6,7 +6,7 @@
  * of acks.
  *
  *   raw_consumer [--url URL] [--queue Q] [--count N] [--procs P]
- *                [--prefetch 100] [--latency-out FILE]
+ *                [--prefetch 100] [--latency-out FILE] [--events EXCHANGE [--confirm]]
  *
  * P processes (each with its own connection, like warrend's worker
  * processes) consume from Q until N messages were acked in all, then exit.
@@ -19,7 +19,14 @@
  *
  * --latency-out: each body carries "t" (CLOCK_MONOTONIC ns at publish, see
  * latency_probe); the consumer writes "<now - t> <epoch ns>" per message
- * to FILE once all N are in (written to FILE.tmp, then renamed). */
+ * to FILE once all N are in (written to FILE.tmp, then renamed).
+ *
+ * --events EXCHANGE: per message, before its ack, publishes two persistent
+ * JSON events of ~200 bytes ("started", "succeeded", routing key
+ * diag.noop.<event>) to EXCHANGE on the same channel, the traffic of a
+ * warren host with events on; --confirm puts the channel in confirm mode
+ * first (as warren's is) and reads the broker's confirms without waiting
+ * for them. The baseline of section (g) of scripts/bench. */
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -39,6 +46,29 @@ struct shared {
 static struct shared *sh;
 static long long count = 100000;
 static int latency;
+static const char *events; /* --events EXCHANGE, or NULL */
+static int confirm;
+
+/* One event as a host would publish it: persistent JSON, ~200 bytes. */
+static void publish_event(amqp_connection_state_t c, amqp_bytes_t id, const char *event)
+{
+    char body[512], key[64];
+    int n = snprintf(body, sizeof body,
+                     "{\"id\":\"%.*s\",\"worker\":\"diag.noop\",\"queue\":\"default\","
+                     "\"attempt\":1,\"event\":\"%s\",\"at\":\"2026-05-01T02:00:00.123Z\","
+                     "\"duration_ms\":0,\"error\":null,\"host\":\"bench\"}",
+                     (int)(id.len < 64 ? id.len : 64), (const char *)id.bytes, event);
+    snprintf(key, sizeof key, "diag.noop.%s", event);
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    p.content_type = amqp_cstring_bytes("application/json");
+    p.delivery_mode = 2;
+    amqp_bytes_t b = {(size_t)n, body};
+    if (amqp_basic_publish(c, 1, amqp_cstring_bytes(events), amqp_cstring_bytes(key), 0, 0, &p,
+                           b) != AMQP_STATUS_OK)
+        bench_die("publishing an event failed");
+}
 
 static long long real_ns(void)
 {
@@ -66,6 +96,10 @@ static void consume(const char *url, const char *queue, int prefetch)
     amqp_connection_state_t c = bench_connect(url, 0);
     amqp_basic_qos(c, 1, 0, (uint16_t)prefetch, 0);
     bench_check_reply(amqp_get_rpc_reply(c), "basic.qos");
+    if (confirm) {
+        amqp_confirm_select(c, 1);
+        bench_check_reply(amqp_get_rpc_reply(c), "confirm.select");
+    }
     amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
                        amqp_empty_table);
     bench_check_reply(amqp_get_rpc_reply(c), "basic.consume");
@@ -81,8 +115,8 @@ static void consume(const char *url, const char *queue, int prefetch)
             continue;
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            /* A method frame other than basic.deliver (e.g. consumer
-             * cancel): read it and go on. */
+            /* A method frame other than basic.deliver (a confirm of an
+             * event, a consumer cancel): read it and go on. */
             amqp_frame_t f;
             if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK)
                 bench_die("connection lost");
@@ -101,6 +135,10 @@ static void consume(const char *url, const char *queue, int prefetch)
                       (unsigned long long)env.delivery_tag, jerr.text);
         long long t = latency ? json_integer_value(json_object_get(body, "t")) : 0;
         json_decref(body);
+        if (events) {
+            publish_event(c, env.message.properties.message_id, "started");
+            publish_event(c, env.message.properties.message_id, "succeeded");
+        }
         if (amqp_basic_ack(c, 1, env.delivery_tag, 0) != AMQP_STATUS_OK)
             bench_die("basic.ack failed");
         amqp_destroy_envelope(&env);
@@ -138,9 +176,13 @@ int main(int argc, char **argv)
             prefetch = atoi(v);
         else if ((v = bench_opt(argc, argv, &i, "--latency-out")))
             lat_out = v;
+        else if ((v = bench_opt(argc, argv, &i, "--events")))
+            events = v;
+        else if (!strcmp(argv[i], "--confirm"))
+            confirm = 1;
         else
             bench_die("usage: raw_consumer [--url URL] [--queue Q] [--count N] [--procs P] "
-                      "[--prefetch N] [--latency-out FILE]");
+                      "[--prefetch N] [--latency-out FILE] [--events EXCHANGE [--confirm]]");
     }
     if (count <= 0 || procs <= 0 || prefetch <= 0 || prefetch > 65535)
         bench_die("--count, --procs and --prefetch must be positive");
