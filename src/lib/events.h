@@ -62,8 +62,14 @@ struct warren_event {
 /* "<ns>.events". */
 const char *warren__name_events(char *buf, size_t size, const char *ns);
 
-/* The event's JSON text (new; free()), NULL when out of memory. */
+/* The event's JSON text (new; free()), NULL when out of memory. Written
+ * directly for the events a worker publishes for every job; built with
+ * jansson when it carries args, or when it is too long for the direct
+ * writer's buffer. */
 char *warren__event_json(const struct warren_event *ev);
+/* The same text always built with jansson (what the direct writer must
+ * equal, byte for byte; for tests). */
+char *warren__event_json_jansson(const struct warren_event *ev);
 
 /* The routing key "<worker>.<event>" ("" for the worker when it is not a
  * valid worker name). */

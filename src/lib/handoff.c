@@ -122,12 +122,35 @@ static void hdrs_free(struct hdrs *h)
 
 const char *warren__now_rfc3339(char *buf, size_t size)
 {
+    /* Each event carries one: the date and time of day are formatted once
+     * per second and thread, then only the milliseconds are written. */
+    static _Thread_local time_t second;
+    static _Thread_local char date[32];
+    static _Thread_local size_t date_len;
     struct timeval tv;
-    struct tm tm;
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, size - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    if (!date_len || tv.tv_sec != second) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        date_len = strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+        second = tv.tv_sec;
+    }
+    int ms = (int)(tv.tv_usec / 1000);
+    if (!date_len || size < date_len + 6) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, size - n, ".%03dZ", ms);
+        return buf;
+    }
+    memcpy(buf, date, date_len);
+    char *p = buf + date_len;
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    p[2] = (char)('0' + ms / 10 % 10);
+    p[3] = (char)('0' + ms % 10);
+    p[4] = 'Z';
+    p[5] = '\0';
     return buf;
 }
 

@@ -102,6 +102,7 @@ void warren__fields_begin(struct warren_fields *f);
  * would refuse to make a string of) is not added: returns -1. */
 int warren__fields_str(struct warren_fields *f, const char *key, const char *value);
 void warren__fields_int(struct warren_fields *f, const char *key, long long value);
+void warren__fields_null(struct warren_fields *f, const char *key);
 /* The text, or NULL when it did not fit. */
 const char *warren__fields_end(struct warren_fields *f);
 

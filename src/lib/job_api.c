@@ -137,6 +137,12 @@ void warren__fields_int(struct warren_fields *f, const char *key, long long valu
     fields_put(f, digits + n, sizeof digits - n);
 }
 
+void warren__fields_null(struct warren_fields *f, const char *key)
+{
+    fields_key(f, key);
+    fields_put(f, "null", 4);
+}
+
 const char *warren__fields_end(struct warren_fields *f)
 {
     fields_put(f, "}", 1);

@@ -63,6 +63,50 @@ static void test_json_dead_and_bad_strings(void **state)
     free(text);
 }
 
+/* The direct writer gives jansson's text, byte for byte, whatever the
+ * strings hold. */
+static void test_json_direct_equals_jansson(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {NULL, "", "plain", "q\"uo\\te/", "\n\t\x01\x1f",
+                                        "caf\xc3\xa9 \xf0\x9f\x98\x80", "bad\xff", "\xc3"};
+    const size_t n = sizeof texts / sizeof texts[0];
+    char *long_error = malloc(3000);
+    assert_non_null(long_error);
+    memset(long_error, '\x01', 2999); /* escaped six times over: longer than the buffer */
+    long_error[2999] = '\0';
+    for (size_t i = 0; i < n * n; i++) {
+        const char *a = texts[i % n], *b = texts[(i / n) % n];
+        struct warren_event ev = {"failed", a, b, b, a, (int)i, (long long)i - 3, b, -1, NULL,
+                                  "2026-05-01T02:00:00.123Z"};
+        if (i % 3 == 0) {
+            ev.event = "dead";
+            ev.reason = "malformed";
+        }
+        if (i % 4 == 1) {
+            ev.event = "retrying";
+            ev.delay_ms = 4000;
+        }
+        if (i % 5 == 2) {
+            ev.event = "progress";
+            ev.done = 7;
+            ev.total = 10;
+        }
+        if (i % 7 == 3)
+            ev.at = NULL;
+        if (i == n * n - 1)
+            ev.error = long_error;
+        char *direct = warren__event_json(&ev), *slow = warren__event_json_jansson(&ev);
+        assert_non_null(direct);
+        assert_non_null(slow);
+        if (ev.at) /* "now" differs between two calls */
+            assert_string_equal(direct, slow);
+        free(direct);
+        free(slow);
+    }
+    free(long_error);
+}
+
 static void test_routing_key(void **state)
 {
     (void)state;
@@ -75,6 +119,14 @@ static void test_routing_key(void **state)
     ev.worker = NULL;
     assert_string_equal(warren__event_key(key, sizeof key, &ev), ".dead");
     assert_string_equal(warren__name_events(name, sizeof name, "warren"), "warren.events");
+    /* cut as snprintf cuts */
+    assert_string_equal(warren__name_events(name, 5, "warren"), "warr");
+    assert_string_equal(warren__name_events(name, 8, "warren"), "warren.");
+    assert_string_equal(warren__name_events(name, 10, "warren"), "warren.ev");
+    ev.worker = "diag.echo";
+    ev.event = "started";
+    assert_string_equal(warren__event_key(key, 11, &ev), "diag.echo.");
+    assert_string_equal(warren__event_key(key, 1, &ev), "");
 }
 
 /* ---- the lifecycle, with observers and statistics, events off ---- */
@@ -239,6 +291,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_fields),
         cmocka_unit_test(test_json_dead_and_bad_strings),
+        cmocka_unit_test(test_json_direct_equals_jansson),
         cmocka_unit_test(test_routing_key),
         cmocka_unit_test(test_lifecycle_fan_out),
         cmocka_unit_test(test_lifecycle_bare),
