@@ -164,10 +164,19 @@ warren_status warren__history_open(struct warren_history **out, const char *path
         return st;
     }
     sqlite3_busy_timeout(h->db, 5000);
+    /* The writer: every event puts index entries of random job ids on
+     * random pages, so a batch of 500 dirties ~2,000 pages. A 16 MiB page
+     * cache (default 2 MiB) keeps them between batches, and checkpointing
+     * every 10,000 WAL pages (~40 MiB; default 1,000, about every batch)
+     * writes a page hit by several batches to the database once: together
+     * ~30 % more events/s and 30 % fewer bytes written (scripts/bench (h),
+     * bench/RESULTS.md). Durability is unchanged: synchronous = FULL syncs
+     * the WAL at every commit. */
     const char *setup = h->opts.read_only
                             ? "PRAGMA query_only = 1;"
                             : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                              " PRAGMA foreign_keys = OFF;";
+                              " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;"
+                              " PRAGMA wal_autocheckpoint = 10000;";
     if (sqlite3_exec(h->db, setup, NULL, NULL, NULL) != SQLITE_OK ||
         (!h->opts.read_only && sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)) {
         warren_status st = db_fail(h, err, path);
