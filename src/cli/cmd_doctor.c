@@ -490,17 +490,6 @@ struct binding {
     const char *what;      /* what goes wrong without it */
 };
 
-/* As delay.c binds level L: (27 - L) "*" words, the bit, then "#". */
-static void level_key(char *buf, size_t size, int level, char bit)
-{
-    size_t n = 0;
-    for (int i = WARREN_DELAY_LEVELS - 1; i > level && n + 2 < size; i--) {
-        buf[n++] = '*';
-        buf[n++] = '.';
-    }
-    snprintf(buf + n, size - n, "%c.#", bit);
-}
-
 /* "*.*.*.x" as "<3 *>.x", for people. */
 static const char *short_key(const char *key, char *buf, size_t size)
 {
@@ -542,11 +531,11 @@ static size_t expected_bindings(struct doctor *d, struct binding **v)
     size_t n = expect(v, 0, unr, unr, "queue", "", "jobs that no queue serves are dropped");
     for (int l = 0; l < WARREN_DELAY_LEVELS; l++) {
         warren__name_delay_level(a, sizeof a, ns, l);
-        level_key(key, sizeof key, l, '1');
+        warren__delay_level_pattern(key, sizeof key, l, '1');
         n = expect(v, n, a, a, "queue", key, "delayed jobs and retries that wait here are lost");
         if (l)
             warren__name_delay_level(b, sizeof b, ns, l - 1);
-        level_key(key, sizeof key, l, '0');
+        warren__delay_level_pattern(key, sizeof key, l, '0');
         n = expect(v, n, a, l ? b : deliver, "exchange", key,
                    "delayed jobs and retries that pass this level are lost");
     }

@@ -70,9 +70,7 @@ int warren__delay_binding_key(char *buf, size_t size, const char *worker)
     return 0;
 }
 
-/* The binding key at level `level` for messages whose bit there is `bit`:
- * (27 - level) "*" words, then the bit, then "#". */
-static void level_pattern(char *buf, size_t size, int level, char bit)
+void warren__delay_level_pattern(char *buf, size_t size, int level, char bit)
 {
     size_t n = 0;
     for (int i = WARREN_DELAY_LEVELS - 1; i > level && n + 2 < size; i--) {
@@ -115,11 +113,11 @@ static warren_status declare_level(struct warren_conn *c, const char *ns, int le
     st = warren__topology_ensure_queue(c, name, t, quorum, err);
     if (st != WARREN_OK)
         return st;
-    level_pattern(key, sizeof key, level, '1');
+    warren__delay_level_pattern(key, sizeof key, level, '1');
     st = warren__conn_queue_bind(c, name, name, key, err);
     if (st != WARREN_OK)
         return st;
-    level_pattern(key, sizeof key, level, '0');
+    warren__delay_level_pattern(key, sizeof key, level, '0');
     return warren__conn_exchange_bind(c, next, name, key, err);
 }
 

@@ -30,6 +30,10 @@ const char *warren__name_delay_deliver(char *buf, size_t size, const char *ns);
  * up (never early), capped at the maximum. */
 long long warren__delay_seconds(long long ms);
 
+/* The binding key of delay level `level` for messages whose bit there is
+ * `bit` ('0' or '1'): (27 - level) "*" words, then the bit, then "#". */
+void warren__delay_level_pattern(char *buf, size_t size, int level, char bit);
+
 /* Writes the routing key for `seconds` (0..WARREN_DELAY_MAX_S) and worker.
  * Returns 0, or -1 when it does not fit in `size`. */
 int warren__delay_routing_key(char *buf, size_t size, long long seconds, const char *worker);

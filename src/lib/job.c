@@ -157,46 +157,51 @@ int warren__field_int(const amqp_field_value_t *v, long long *out)
 /* Strict UTF-8 (RFC 3629): the second byte's range depends on the lead
  * byte, which is what rules out overlong forms (C0, C1, E0 80..9F,
  * F0 80..8F), surrogates (ED A0..BF) and code points above U+10FFFF
- * (F4 90..BF, F5..FF). Returns 1 when valid, 0 when not. */
+ * (F4 90..BF, F5..FF): what jansson's utf8_check_first and
+ * utf8_check_full accept. */
+size_t warren__utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) - 1 < need || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= need; k++)
+        if (p[k] < 0x80 || p[k] > 0xbf)
+            return 0;
+    return need + 1;
+}
+
 int warren__utf8_valid(const void *s, size_t len)
 {
-    const unsigned char *p = s;
-    size_t i = 0;
+    const unsigned char *p = s, *end = p + len;
     if (len > 0 && !p)
         return 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
             continue;
         }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else {
+        size_t k = warren__utf8_seq(p, end);
+        if (!k)
             return 0;
-        }
-        if (len - i - 1 < need)
-            return 0;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= need; k++)
-            if (p[i + k] < 0x80 || p[i + k] > 0xbf)
-                return 0;
-        i += need + 1;
+        p += k;
     }
     return 1;
 }

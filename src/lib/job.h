@@ -115,4 +115,8 @@ int warren__field_int(const amqp_field_value_t *v, long long *out);
 /* Checks UTF-8 well-formedness (no overlongs, no surrogates). */
 int warren__utf8_valid(const void *s, size_t len);
 
+/* Length of the strict UTF-8 sequence at p (lead byte above 0x7f, p < end),
+ * or 0 when it is not one. */
+size_t warren__utf8_seq(const unsigned char *p, const unsigned char *end);
+
 #endif

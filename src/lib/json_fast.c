@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "job.h"
 #include "json_fast.h"
 
 #define NUMBER_TEXT_MAX 64
@@ -62,38 +63,6 @@ static void skip_space(struct parser *ps)
     while (ps->p < ps->end &&
            (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
-}
-
-/* Length of the strict UTF-8 sequence at p (whose lead byte is above
- * 0x7f), or 0 when it is not one: what jansson's utf8_check_first and
- * utf8_check_full accept. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-    size_t need;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) - 1 < need || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t k = 2; k <= need; k++)
-        if (p[k] < 0x80 || p[k] > 0xbf)
-            return 0;
-    return need + 1;
 }
 
 static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
@@ -177,7 +146,7 @@ static int unescape(struct parser *ps, const unsigned char *start, const unsigne
             return 0;
         }
         if (c >= 0x80) {
-            size_t k = utf8_seq(p, end);
+            size_t k = warren__utf8_seq(p, end);
             if (!k)
                 return -1;
             memcpy(t, p, k);
@@ -234,7 +203,7 @@ static int string_at(struct parser *ps, const char **s, size_t *n)
             return -1;
         if (*p < 0x80)
             break;
-        size_t k = utf8_seq(p, end);
+        size_t k = warren__utf8_seq(p, end);
         if (!k)
             return -1;
         p += k;
