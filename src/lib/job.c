@@ -190,9 +190,13 @@ size_t warren__utf8_seq(const unsigned char *p, const unsigned char *end)
 
 int warren__utf8_valid(const void *s, size_t len)
 {
-    const unsigned char *p = s, *end = p + len;
-    if (len > 0 && !p)
+    const unsigned char *p = s, *end;
+    /* An empty AMQP field arrives as (NULL, 0): NULL + 0 is undefined in C. */
+    if (len == 0)
+        return 1;
+    if (!p)
         return 0;
+    end = p + len;
     while (p < end) {
         if (*p < 0x80) {
             p++;

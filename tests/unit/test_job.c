@@ -264,6 +264,9 @@ static void test_utf8_valid(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_int_equal(warren__utf8_valid(good[i], strlen(good[i])), 1);
     assert_int_equal(warren__utf8_valid("a\0b", 3), 1); /* U+0000 is a character */
+    /* an empty AMQP field arrives as (NULL, 0) */
+    assert_int_equal(warren__utf8_valid(NULL, 0), 1);
+    assert_int_equal(warren__utf8_valid(NULL, 1), 0);
 }
 
 static void test_utf8_invalid(void **state)
