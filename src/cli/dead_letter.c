@@ -144,6 +144,7 @@ int dead_letter_read(struct dead_letter *l, const amqp_basic_properties_t *p,
     const amqp_table_entry_t *e = header(p, "x-warren-attempts");
     if (!e || warren__field_int(&e->value, &l->attempts) != 0)
         l->attempts = 0;
+    l->replay = warren__job_replay(p);
     if (!l->id || !l->worker || !l->reason || !l->error || !l->failed_at || !l->queue || !l->host) {
         dead_letter_free(l);
         return -1;

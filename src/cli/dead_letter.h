@@ -14,6 +14,8 @@
 struct dead_letter {
     char *id, *worker, *reason, *error, *failed_at, *queue, *host;
     long long attempts;  /* x-warren-attempts, 0 when absent */
+    int replay;          /* x-warren-replay: replays before this letter, 0 when
+                            absent or unreadable (warren__job_replay) */
     long long failed_ms; /* x-warren-failed-at in Unix ms; -1 when absent or unreadable */
     int worker_ok;       /* the worker name is valid to route by */
 };

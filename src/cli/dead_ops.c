@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <warren/log.h>
 #include "dead_ops.h"
+#include "job.h"
 #include "topology.h"
 
 #define AUDIT_IDS_MAX 50 /* ids named in one purge audit line */
@@ -173,13 +174,14 @@ struct replay_state {
 };
 
 /* Headers a replayed copy leaves behind: the dead letter's, those of the
- * attempts before (a replay starts again at attempt 1) and the broker's. */
+ * attempts before (a replay starts again at attempt 1), the broker's, and
+ * the replay count, which replay_publish sets anew. */
 static int dropped_on_replay(amqp_bytes_t key)
 {
     static const char *const exact[] = {
         "x-warren-dead-reason", "x-warren-error", "x-warren-attempts", "x-warren-failed-at",
         "x-warren-queue",       "x-warren-host",  "x-warren-attempt",  "x-warren-last-error",
-        "x-warren-snoozes",     "x-death",        "x-delivery-count",
+        "x-warren-snoozes",     "x-death",        "x-delivery-count", "x-warren-replay",
     };
     static const char *const prefixes[] = {"x-warren-original-", "x-first-death-", "x-last-death-"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
@@ -192,13 +194,15 @@ static int dropped_on_replay(amqp_bytes_t key)
 }
 
 /* Publishes the letter's copy to the jobs exchange and waits for its
- * confirm. The copy's headers borrow from the delivery. */
+ * confirm. The copy's headers borrow from the delivery. It counts one
+ * more replay than the letter (x-warren-replay), so the job history ranks
+ * the new run above the events of the one that went dead. */
 static warren_status replay_publish(struct walk *w, const struct warren_conn_delivery *d,
-                                    const char *worker, warren_error *err)
+                                    const struct dead_letter *l, warren_error *err)
 {
     const amqp_basic_properties_t *orig = &d->message.properties;
     int n = (orig->_flags & AMQP_BASIC_HEADERS_FLAG) ? orig->headers.num_entries : 0;
-    amqp_table_entry_t *e = calloc((size_t)n + 1, sizeof *e);
+    amqp_table_entry_t *e = calloc((size_t)n + 2, sizeof *e);
     if (!e)
         return warren_error_set(err, WARREN_ENOMEM, "out of memory");
     int k = 0;
@@ -208,6 +212,9 @@ static warren_status replay_publish(struct walk *w, const struct warren_conn_del
     e[k].key = amqp_cstring_bytes("x-warren-attempt");
     e[k].value.kind = AMQP_FIELD_KIND_I64;
     e[k++].value.value.i64 = 1;
+    e[k].key = amqp_cstring_bytes("x-warren-replay");
+    e[k].value.kind = AMQP_FIELD_KIND_I32;
+    e[k++].value.value.i32 = l->replay < WARREN_MAX_REPLAY ? l->replay + 1 : WARREN_MAX_REPLAY;
     amqp_basic_properties_t p = *orig;
     p._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
     p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
@@ -217,7 +224,7 @@ static warren_status replay_publish(struct walk *w, const struct warren_conn_del
     uint64_t seq;
     /* Not mandatory: the jobs exchange's alternate exchange keeps a job no
      * queue serves, as for any producer. */
-    warren_status st = warren__conn_publish(w->conn, w->jobs_exchange, worker, 0, &p,
+    warren_status st = warren__conn_publish(w->conn, w->jobs_exchange, l->worker, 0, &p,
                                             d->message.body.bytes, d->message.body.len, &seq, err);
     if (st == WARREN_OK)
         st = warren__conn_wait_confirms(w->conn, seq, CONFIRM_TIMEOUT_MS, err);
@@ -274,7 +281,7 @@ static enum visit replay_visit(struct warren_conn_delivery *d, const struct dead
         note_ids(s, l, DEAD_ID_REPLAYED);
         return VISIT_HOLD;
     }
-    warren_status st = replay_publish(s->w, d, l->worker, err);
+    warren_status st = replay_publish(s->w, d, l, err);
     if (st == WARREN_OK) {
         replay_audit(s, l);
         note_ids(s, l, DEAD_ID_REPLAYED);

@@ -107,6 +107,8 @@ static const char *event_text(struct warren_fields *f, const struct warren_event
         warren__fields_int(f, "done", ev->done);
         warren__fields_int(f, "total", ev->total);
     }
+    if (ev->replay > 0)
+        warren__fields_int(f, "replay", ev->replay);
     return warren__fields_end(f);
 }
 
@@ -138,6 +140,8 @@ char *warren__event_json_jansson(const struct warren_event *ev)
         rc |= json_object_set_new(o, "done", json_integer(ev->done));
         rc |= json_object_set_new(o, "total", json_integer(ev->total));
     }
+    if (ev->replay > 0)
+        rc |= json_object_set_new(o, "replay", json_integer(ev->replay));
     if (ev->args) {
         rc |= json_object_set_new(o, "priority", json_integer(ev->priority));
         rc |= add_args(o, ev->args);
@@ -208,6 +212,7 @@ static void emit(struct warren_lifecycle *lc, struct warren_event *ev,
     ev->queue = queue;
     ev->host = lc->host;
     ev->attempt = job->attempt > 0 ? job->attempt : 1;
+    ev->replay = job->replay;
     warren_error err;
     warren_error_clear(&err);
     if (warren__event_publish(c, lc->ns, ev, &err) != WARREN_OK)

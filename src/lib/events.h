@@ -17,8 +17,10 @@
  * The event body is a JSON object with every field present:
  *   {"id", "worker", "queue", "attempt", "event", "at", "duration_ms",
  *    "error", "host"}   (duration_ms and error are null when not known)
- * plus "delay_ms" for `retrying` (milliseconds until the next attempt) and
- * "reason" for `dead` (x-warren-dead-reason). "at" is RFC 3339 UTC with
+ * plus "delay_ms" for `retrying` (milliseconds until the next attempt),
+ * "reason" for `dead` (x-warren-dead-reason), and "replay" when the job is
+ * a copy `warren dead replay` republished (its x-warren-replay, left out
+ * when 0 so that events of other jobs are unchanged). "at" is RFC 3339 UTC with
  * milliseconds. A job that runs emits started, then succeeded, or failed
  * followed by retrying or dead; input that never reaches a handler (bad
  * message, unknown worker, invalid arguments, a poison message) emits only
@@ -52,6 +54,7 @@ struct warren_event {
     const json_t *args;    /* `queued`/`scheduled`: the job's args, so the history can
                               show them; NULL: args and priority left out */
     int priority;          /* with args */
+    int replay;            /* x-warren-replay; 0: left out */
 };
 
 /* Args longer than this (compact JSON) go out as their first bytes, cut on

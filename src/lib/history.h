@@ -6,10 +6,13 @@
  * implementing these functions (or, with two at once, a table of them).
  * Writers feed the raw event JSON bodies one at a
  * time between warren__history_begin and _commit (one transaction per batch);
- * ingest is idempotent (a timeline row is unique per (id, event, attempt,
- * at)), so a batch redelivered after a crash changes nothing, and a job's
- * state comes from its latest event by (attempt, place in the lifecycle),
- * never from arrival order. Queries answer JSON objects (jansson), which
+ * ingest is idempotent (a timeline row is unique per (id, event, replay,
+ * attempt, at)), so a batch redelivered after a crash changes nothing, and
+ * a job's state comes from its latest event by (replay, attempt, place in
+ * the lifecycle), never from arrival order. `replay` is the event's count
+ * of `warren dead replay`s (x-warren-replay, 0 when absent): a replayed
+ * copy starts again at attempt 1, and its run supersedes the `dead` it
+ * came from. Queries answer JSON objects (jansson), which
  * the CLI prints and the web server sends as they are.
  *
  * States: queued, scheduled, running, retrying, succeeded, dead. Event to
@@ -63,8 +66,9 @@ warren_status warren__history_prune(struct warren_history *h, long long now_ms,
 
 /* {"id", "worker", "queue", "state", "attempt", "priority", "args",
  *  "error", "progress": {"done","total"}|null, "created_at", "updated_at",
- *  "timeline": [{"event","at","host","attempt","duration_ms","error",
- *  "delay_ms","reason"}...]} (new), or WARREN_ENOTFOUND. */
+ *  "replay", "timeline": [{"event","at","host","attempt","duration_ms",
+ *  "error","delay_ms","reason","replay"}...]} (new), or WARREN_ENOTFOUND.
+ * The job's attempt and replay are those of its latest replay. */
 warren_status warren__history_job(struct warren_history *h, const char *id, json_t **out,
                                   warren_error *err);
 

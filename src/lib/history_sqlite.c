@@ -1,11 +1,20 @@
 /* The job history in SQLite (WAL). See history.h.
  *
  * Two tables: `events` (the timeline, one row per distinct (job, event,
- * attempt, at), so a redelivered event is ignored) and `jobs` (one row per
- * job, folded from its events). A job's state is set only by an event whose
- * key, attempt * 8 + its place in the lifecycle, is at least the key of the
- * event that set the current state, so late or repeated events never move
- * a job backwards. */
+ * replay, attempt, at), so a redelivered event is ignored) and `jobs` (one
+ * row per job, folded from its events). A job's state is set only by an
+ * event whose key (event_key: replay, then attempt, then its place in the
+ * lifecycle) is at least the key of the event that set the current state,
+ * so late or repeated events never move a job backwards, and a replayed
+ * copy's run, which starts again at attempt 1, moves it past the `dead` it
+ * was replayed from.
+ *
+ * The replay columns came after the first release: a database without
+ * them gets them on the writer's open (migrate), with 0 for what it holds,
+ * whose keys are then unchanged; a reader of a database no writer has
+ * migrated yet reads 0 for them. Such a database keeps its old unique key
+ * (without replay): the events of a replay's run are still kept, as they
+ * come later than the `dead` they follow and so differ in `at`. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,6 +25,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 #include "history.h"
+#include "job.h"
 #include "json_fast.h"
 
 /* Deeper event bodies (args) are left to jansson. */
@@ -26,7 +36,8 @@ enum { ST_INSERT_EVENT, ST_UPSERT_JOB, ST_UPDATE_PROGRESS, ST_COUNT };
 static const char *const statements[ST_COUNT] = {
     [ST_INSERT_EVENT] =
         "INSERT OR IGNORE INTO events(job_id, event, attempt, rank, at, at_ms, worker, host,"
-        " duration_ms, error, delay_ms, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+        " duration_ms, error, delay_ms, reason, replay)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     /* One statement folds an event into its job (an UPSERT, SQLite 3.24+;
      * one look-up of the job instead of four statements): a new job takes
      * the event's fields; a known one keeps its worker and queue unless
@@ -35,16 +46,18 @@ static const char *const statements[ST_COUNT] = {
      * event's key (?10) is at least the key of the ones it has (on the
      * right of SET every column is the row's value before the update). A
      * NULL ?8 or ?9 leaves that key at -1 in a new job and changes nothing
-     * in a known one. */
+     * in a known one. The attempt is the highest of the latest replay
+     * (?11): a replay's attempt 1 follows the first run's last. */
     [ST_UPSERT_JOB] =
         "INSERT INTO jobs(id, worker, queue, attempt, created_ms, updated_ms, priority, args,"
-        " state, state_key, error, error_key, progress_at)"
+        " state, state_key, error, error_key, progress_at, replay)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, CASE WHEN ?8 IS NULL THEN -1 ELSE ?10 END,"
-        " ?9, CASE WHEN ?9 IS NULL THEN -1 ELSE ?10 END, -1)"
+        " ?9, CASE WHEN ?9 IS NULL THEN -1 ELSE ?10 END, -1, ?11)"
         " ON CONFLICT(id) DO UPDATE SET"
         " worker = CASE WHEN worker IS NULL OR worker = '' THEN ?2 ELSE worker END,"
         " queue = CASE WHEN queue IS NULL OR queue = '' THEN ?3 ELSE queue END,"
-        " attempt = MAX(attempt, ?4), created_ms = MIN(created_ms, ?5),"
+        " attempt = CASE WHEN ?11 > replay THEN ?4 WHEN ?11 = replay THEN MAX(attempt, ?4)"
+        " ELSE attempt END, replay = MAX(replay, ?11), created_ms = MIN(created_ms, ?5),"
         " updated_ms = MAX(updated_ms, ?5), priority = COALESCE(?6, priority),"
         " args = COALESCE(?7, args),"
         " state = CASE WHEN ?8 IS NOT NULL AND state_key <= ?10 THEN ?8 ELSE state END,"
@@ -61,7 +74,8 @@ static const char schema[] =
     " id TEXT PRIMARY KEY, worker TEXT, queue TEXT, state TEXT, state_key INTEGER NOT NULL,"
     " attempt INTEGER NOT NULL, priority INTEGER, args TEXT, error TEXT,"
     " error_key INTEGER NOT NULL, progress_done INTEGER, progress_total INTEGER,"
-    " progress_at INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    " progress_at INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " replay INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated_ms);"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, updated_ms);"
     "CREATE INDEX IF NOT EXISTS jobs_worker ON jobs(worker, updated_ms);"
@@ -69,7 +83,7 @@ static const char schema[] =
     " job_id TEXT NOT NULL, event TEXT NOT NULL, attempt INTEGER NOT NULL,"
     " rank INTEGER NOT NULL, at TEXT NOT NULL, at_ms INTEGER NOT NULL, worker TEXT, host TEXT,"
     " duration_ms INTEGER, error TEXT, delay_ms INTEGER, reason TEXT,"
-    " UNIQUE(job_id, event, attempt, at));"
+    " replay INTEGER NOT NULL DEFAULT 0, UNIQUE(job_id, event, replay, attempt, at));"
     "CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);"
     "CREATE INDEX IF NOT EXISTS events_worker_at ON events(worker, at_ms);";
 
@@ -78,6 +92,7 @@ struct warren_history {
     sqlite3_stmt *st[ST_COUNT];
     struct warren_history_opts opts;
     int in_batch;
+    const char *replay_col; /* "replay", or "0" in a database without the column */
 };
 
 static warren_status db_fail(struct warren_history *h, warren_error *err, const char *what)
@@ -137,6 +152,45 @@ static long long now_ms(void)
 
 /* ---- open / close ------------------------------------------------------- */
 
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+    char sql[64];
+    sqlite3_stmt *s;
+    int found = 0;
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    while (!found && sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(s, 1);
+        found = name && !strcmp((const char *)name, column);
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+/* The writer creates the tables, and adds the replay columns to a
+ * database made before them (see the top); a reader only looks. 0 ok. */
+static int schema_ready(struct warren_history *h)
+{
+    static const char *const tables[] = {"jobs", "events"};
+    int have = 1;
+    if (!h->opts.read_only && sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        if (has_column(h->db, tables[i], "replay"))
+            continue;
+        char sql[128];
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN replay INTEGER NOT NULL DEFAULT 0",
+                 tables[i]);
+        if (h->opts.read_only)
+            have = 0;
+        else if (sqlite3_exec(h->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return -1;
+    }
+    h->replay_col = have ? "replay" : "0";
+    return 0;
+}
+
 warren_status warren__history_open(struct warren_history **out, const char *path,
                                    const struct warren_history_opts *opts, warren_error *err)
 {
@@ -177,8 +231,7 @@ warren_status warren__history_open(struct warren_history **out, const char *path
                             : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                               " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;"
                               " PRAGMA wal_autocheckpoint = 10000;";
-    if (sqlite3_exec(h->db, setup, NULL, NULL, NULL) != SQLITE_OK ||
-        (!h->opts.read_only && sqlite3_exec(h->db, schema, NULL, NULL, NULL) != SQLITE_OK)) {
+    if (sqlite3_exec(h->db, setup, NULL, NULL, NULL) != SQLITE_OK || schema_ready(h) != 0) {
         warren_status st = db_fail(h, err, path);
         warren__history_close(h);
         return st;
@@ -307,6 +360,112 @@ static char *args_text(json_t *args)
     return text;
 }
 
+/* What ingest takes from an event; strings borrow from its JSON. */
+struct event_row {
+    const char *id, *event, *at, *worker, *queue, *error;
+    long long at_ms, attempt, replay, key;
+    const struct event_kind *kind; /* NULL: an event without a state */
+    int rank;
+};
+
+/* A job's events order by replay, then attempt, then lifecycle place.
+ * With attempt below 2^31 and replay at most WARREN_MAX_REPLAY (< 2^20)
+ * the key stays below 2^54; with replay 0 it is attempt * 8 + rank, the
+ * key of the databases made before replays were counted. */
+static long long event_key(long long replay, long long attempt, int rank)
+{
+    return ((replay << 31) + attempt) * 8 + rank;
+}
+
+/* 0, or -1 when the event lacks an id, a name or a valid time. Attempt and
+ * replay are read as leniently as the host reads their headers. */
+static int read_row(struct event_row *r, json_t *o)
+{
+    long long v;
+    memset(r, 0, sizeof *r);
+    r->id = str_field(o, "id");
+    r->event = str_field(o, "event");
+    r->at = str_field(o, "at");
+    r->at_ms = warren__history_parse_time(r->at);
+    r->attempt = int_field(o, "attempt", &v) && v > 0 && v < INT_MAX ? v : 1;
+    if (int_field(o, "replay", &v) && v > 0)
+        r->replay = v < WARREN_MAX_REPLAY ? v : WARREN_MAX_REPLAY;
+    if (!r->id || !r->event || r->at_ms < 0)
+        return -1;
+    r->kind = kind_of(r->event);
+    r->rank = r->kind ? r->kind->rank : 1; /* other events (snoozed, duplicate): timeline only */
+    r->key = event_key(r->replay, r->attempt, r->rank);
+    r->worker = str_field(o, "worker");
+    r->queue = str_field(o, "queue");
+    r->error = str_field(o, "error");
+    return 0;
+}
+
+/* The timeline row; *fresh = 0 when it was there already. */
+static warren_status insert_event(struct warren_history *h, const struct event_row *r, json_t *o,
+                                  int *fresh, warren_error *err)
+{
+    long long duration = 0, delay = 0;
+    int have_duration = int_field(o, "duration_ms", &duration);
+    int have_delay = int_field(o, "delay_ms", &delay);
+    sqlite3_stmt *s = h->st[ST_INSERT_EVENT];
+    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, r->event, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, r->attempt);
+    sqlite3_bind_int(s, 4, r->rank);
+    sqlite3_bind_text(s, 5, r->at, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, r->at_ms);
+    bind_text(s, 7, r->worker);
+    bind_text(s, 8, str_field(o, "host"));
+    bind_opt_int(s, 9, have_duration, duration);
+    bind_text(s, 10, r->error);
+    bind_opt_int(s, 11, have_delay, delay);
+    bind_text(s, 12, str_field(o, "reason"));
+    sqlite3_bind_int64(s, 13, r->replay);
+    if (!step_done(s))
+        return db_fail(h, err, "insert event");
+    *fresh = sqlite3_changes(h->db) > 0;
+    return WARREN_OK;
+}
+
+static warren_status upsert_job(struct warren_history *h, const struct event_row *r, json_t *o,
+                                warren_error *err)
+{
+    long long prio = 0;
+    int have_prio = int_field(o, "priority", &prio);
+    char *args = args_text(json_object_get(o, "args"));
+    sqlite3_stmt *s = h->st[ST_UPSERT_JOB];
+    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_TRANSIENT);
+    bind_text(s, 2, r->worker);
+    bind_text(s, 3, r->queue);
+    sqlite3_bind_int64(s, 4, r->attempt);
+    sqlite3_bind_int64(s, 5, r->at_ms);
+    bind_opt_int(s, 6, have_prio, prio);
+    bind_text(s, 7, args);
+    bind_text(s, 8, r->kind ? r->kind->state : NULL);
+    bind_text(s, 9, r->error);
+    sqlite3_bind_int64(s, 10, r->key);
+    sqlite3_bind_int64(s, 11, r->replay);
+    int ok = step_done(s);
+    free(args);
+    return ok ? WARREN_OK : db_fail(h, err, "update job");
+}
+
+static warren_status update_progress(struct warren_history *h, const struct event_row *r,
+                                     json_t *o, warren_error *err)
+{
+    long long done, total;
+    if (!int_field(o, "done", &done))
+        return WARREN_OK;
+    int have_total = int_field(o, "total", &total);
+    sqlite3_stmt *s = h->st[ST_UPDATE_PROGRESS];
+    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, done);
+    bind_opt_int(s, 3, have_total, total);
+    sqlite3_bind_int64(s, 4, r->at_ms);
+    return step_done(s) ? WARREN_OK : db_fail(h, err, "update progress");
+}
+
 warren_status warren__history_ingest(struct warren_history *h, const char *json, size_t len,
                                      warren_error *err)
 {
@@ -322,79 +481,20 @@ warren_status warren__history_ingest(struct warren_history *h, const char *json,
         json_decref(o);
         return warren_error_set(err, WARREN_EINVAL, "event is not a JSON object");
     }
+    struct event_row r;
     warren_status st = WARREN_OK;
-    const char *id = str_field(o, "id"), *event = str_field(o, "event");
-    const char *at = str_field(o, "at");
-    long long at_ms = warren__history_parse_time(at);
-    long long attempt = 1, v;
-    if (int_field(o, "attempt", &v) && v > 0 && v < INT_MAX)
-        attempt = v;
-    if (!id || !event || at_ms < 0) {
+    int fresh = 1;
+    int is_progress;
+    if (read_row(&r, o) != 0) {
         st = warren_error_set(err, WARREN_EINVAL, "event without id, event or a valid at");
         goto out;
     }
-    const struct event_kind *k = kind_of(event);
-    int rank = k ? k->rank : 1; /* other events (snoozed, duplicate): timeline only */
-    long long key = attempt * 8 + rank;
-    const char *worker = str_field(o, "worker"), *queue = str_field(o, "queue");
-    const char *error = str_field(o, "error");
-    long long duration = 0, delay = 0, prio = 0;
-    int have_duration = int_field(o, "duration_ms", &duration);
-    int have_delay = int_field(o, "delay_ms", &delay);
-    int have_prio = int_field(o, "priority", &prio);
-
-    sqlite3_stmt *s;
-    int is_progress = k && !strcmp(k->name, "progress");
-    if (!is_progress) {
-        s = h->st[ST_INSERT_EVENT];
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, event, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 3, attempt);
-        sqlite3_bind_int(s, 4, rank);
-        sqlite3_bind_text(s, 5, at, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 6, at_ms);
-        bind_text(s, 7, worker);
-        bind_text(s, 8, str_field(o, "host"));
-        bind_opt_int(s, 9, have_duration, duration);
-        bind_text(s, 10, error);
-        bind_opt_int(s, 11, have_delay, delay);
-        bind_text(s, 12, str_field(o, "reason"));
-        if (!step_done(s)) {
-            st = db_fail(h, err, "insert event");
-            goto out;
-        }
-        if (sqlite3_changes(h->db) == 0)
-            goto out; /* seen before */
-    }
-    char *args = args_text(json_object_get(o, "args"));
-    s = h->st[ST_UPSERT_JOB];
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    bind_text(s, 2, worker);
-    bind_text(s, 3, queue);
-    sqlite3_bind_int64(s, 4, attempt);
-    sqlite3_bind_int64(s, 5, at_ms);
-    bind_opt_int(s, 6, have_prio, prio);
-    bind_text(s, 7, args);
-    bind_text(s, 8, k ? k->state : NULL);
-    bind_text(s, 9, error);
-    sqlite3_bind_int64(s, 10, key);
-    int ok = step_done(s);
-    free(args);
-    if (!ok) {
-        st = db_fail(h, err, "update job");
-        goto out;
-    }
-    long long done, total;
-    if (is_progress && int_field(o, "done", &done)) {
-        int have_total = int_field(o, "total", &total);
-        s = h->st[ST_UPDATE_PROGRESS];
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, done);
-        bind_opt_int(s, 3, have_total, total);
-        sqlite3_bind_int64(s, 4, at_ms);
-        if (!step_done(s))
-            st = db_fail(h, err, "update progress");
-    }
+    /* Progress is not a timeline row: it only updates the job. */
+    is_progress = r.kind && !strcmp(r.kind->name, "progress");
+    if (!is_progress && ((st = insert_event(h, &r, o, &fresh, err)) != WARREN_OK || !fresh))
+        goto out; /* failed, or seen before */
+    if ((st = upsert_job(h, &r, o, err)) == WARREN_OK && is_progress)
+        st = update_progress(h, &r, o, err);
 out:
     json_decref(o);
     return st;
@@ -486,9 +586,10 @@ static json_t *col_time(sqlite3_stmt *s, int i)
                                                          sizeof buf));
 }
 
+/* %s: h->replay_col. */
 #define JOB_COLUMNS                                                                            \
     "id, worker, queue, state, attempt, priority, args, error, progress_done,"                 \
-    " progress_total, created_ms, updated_ms"
+    " progress_total, created_ms, updated_ms, %s AS replay"
 
 static json_t *job_row(sqlite3_stmt *s)
 {
@@ -517,6 +618,7 @@ static json_t *job_row(sqlite3_stmt *s)
                                         col_int(s, 9)));
     json_object_set_new(o, "created_at", col_time(s, 10));
     json_object_set_new(o, "updated_at", col_time(s, 11));
+    json_object_set_new(o, "replay", col_int(s, 12));
     return o;
 }
 
@@ -525,8 +627,9 @@ warren_status warren__history_job(struct warren_history *h, const char *id, json
 {
     *out = NULL;
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(h->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", -1, &s,
-                           NULL) != SQLITE_OK)
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", h->replay_col);
+    if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK)
         return db_fail(h, err, "query job");
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
@@ -538,13 +641,13 @@ warren_status warren__history_job(struct warren_history *h, const char *id, json
     }
     json_t *job = job_row(s);
     sqlite3_finalize(s);
-    if (sqlite3_prepare_v2(h->db,
-                           "SELECT event, at, host, attempt, duration_ms, error, delay_ms, reason"
-                           /* In time order, as people read a history (a replay
-                            * starts again at attempt 1); events of the same
-                            * millisecond in lifecycle order. */
-                           " FROM events WHERE job_id = ?1 ORDER BY at_ms, attempt, rank",
-                           -1, &s, NULL) != SQLITE_OK) {
+    /* In time order, as people read a history (a replay starts again at
+     * attempt 1); events of the same millisecond in lifecycle order. */
+    snprintf(sql, sizeof sql,
+             "SELECT event, at, host, attempt, duration_ms, error, delay_ms, reason, %s AS replay"
+             " FROM events WHERE job_id = ?1 ORDER BY at_ms, replay, attempt, rank",
+             h->replay_col);
+    if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK) {
         json_decref(job);
         return db_fail(h, err, "query timeline");
     }
@@ -560,6 +663,7 @@ warren_status warren__history_job(struct warren_history *h, const char *id, json
         json_object_set_new(e, "error", col_text(s, 5));
         json_object_set_new(e, "delay_ms", col_int(s, 6));
         json_object_set_new(e, "reason", col_text(s, 7));
+        json_object_set_new(e, "replay", col_int(s, 8));
         json_array_append_new(timeline, e);
     }
     sqlite3_finalize(s);
@@ -578,7 +682,7 @@ warren_status warren__history_jobs(struct warren_history *h,
              "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
              " AND (?2 IS NULL OR worker = ?2) AND updated_ms >= ?3"
              " AND (?4 IS NULL OR substr(id, 1, length(?4)) = ?4)"
-             " ORDER BY updated_ms DESC, id LIMIT ?5");
+             " ORDER BY updated_ms DESC, id LIMIT ?5", h->replay_col);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK)
         return db_fail(h, err, "query jobs");

@@ -12,7 +12,9 @@
  *   3. the worker name: the `type` property, else the routing key when the
  *      message was published to the jobs exchange;
  *   4. message_id, or a fresh UUID v4 (warren_uuid) when there is none;
- *   5. x-warren-attempt and x-warren-max-attempts;
+ *   5. x-warren-attempt and x-warren-max-attempts (x-warren-replay, an
+ *      extension only `warren dead replay` sets, is read leniently and
+ *      never rejects a job);
  *   6. the body: nesting depth (pre-scanned on the raw bytes, so a
  *      megabyte of '[' never reaches a parser), UTF-8 and JSON in one
  *      pass (json_fast.h, else jansson's), an object.
@@ -598,6 +600,22 @@ static enum warren_dead_reason int_header(const struct warren_delivery *d, const
     return WARREN_DEAD_NONE;
 }
 
+/* x-warren-replay only orders a job's history (a replay's run supersedes
+ * the one that went dead), so a value that does not make sense must not
+ * cost the job: anything but a non-negative integer reads as 0, and a
+ * huge one as WARREN_MAX_REPLAY, which keeps the history's ranking key
+ * (history_sqlite.c) from overflowing. */
+int warren__job_replay(const amqp_basic_properties_t *props)
+{
+    const amqp_table_entry_t *e = NULL;
+    long long n;
+    if (has(props, AMQP_BASIC_HEADERS_FLAG))
+        e = warren__table_find(&props->headers, "x-warren-replay");
+    if (!e || warren__field_int(&e->value, &n) != 0 || n < 0)
+        return 0;
+    return n > WARREN_MAX_REPLAY ? WARREN_MAX_REPLAY : (int)n;
+}
+
 /* ---- body ------------------------------------------------------------------ */
 
 /* Deepest nesting of [ and { outside strings, stopping once past `limit`.
@@ -699,6 +717,9 @@ static enum warren_dead_reason decode_rules(struct warren_job *job,
                       max_body_bytes);
     if (decode_headers(job, d, why, why_size) != WARREN_DEAD_NONE)
         return WARREN_DEAD_MALFORMED;
+    /* Before any later rejection, so that its `dead` event is ranked with
+     * the replay it belongs to. */
+    job->replay = warren__job_replay(d->props);
     if (r != WARREN_DEAD_NONE)
         return reject(why, why_size, r, "%s", who);
 

@@ -18,6 +18,7 @@
 #define WARREN_MAX_NESTING 64
 #define WARREN_MAX_HEADERS 64
 #define WARREN_MAX_HEADER_VALUE 4096
+#define WARREN_MAX_REPLAY 1000000 /* x-warren-replay above this reads as this */
 
 /* Dead-letter reasons, as written in x-warren-dead-reason. */
 enum warren_dead_reason {
@@ -41,6 +42,8 @@ struct warren_job {
     int id_assigned;        /* 1 when the message came without an id */
     int attempt;            /* x-warren-attempt, default 1 */
     int max_attempts;       /* x-warren-max-attempts, or 0 = worker's */
+    int replay;             /* x-warren-replay: times `warren dead replay` republished
+                               it; 0 when absent or unreadable (see job.c) */
     int priority;
     json_t *args;           /* new reference; the body object */
     /* The headers: the delivery's table, checked by decode and borrowed
@@ -105,6 +108,10 @@ void warren__fields_int(struct warren_fields *f, const char *key, long long valu
 void warren__fields_null(struct warren_fields *f, const char *key);
 /* The text, or NULL when it did not fit. */
 const char *warren__fields_end(struct warren_fields *f);
+
+/* The x-warren-replay header of `props` (may be NULL): 0 when absent, not
+ * an integer or negative, at most WARREN_MAX_REPLAY. Never an error. */
+int warren__job_replay(const amqp_basic_properties_t *props);
 
 /* Looks up a header in an AMQP table by name; NULL when absent. */
 const amqp_table_entry_t *warren__table_find(const amqp_table_t *t, const char *key);

@@ -1,6 +1,7 @@
 /* Unit tests of the job history store (history_sqlite.c): states from
  * events in any order, idempotent ingest, timelines, filters, reports that
- * add up, retention and the size bound, a file reopened read-only. */
+ * add up, retention and the size bound, a file reopened read-only, a
+ * replayed job's new run, and a database made before replays counted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #include "history.h"
 
 static char *event(const char *id, const char *worker, const char *ev, int attempt,
@@ -134,6 +136,164 @@ static void test_out_of_order_and_duplicates(void **s)
     assert_int_equal(json_array_size(json_object_get(list, "jobs")), 2);
     json_decref(list);
     warren__history_close(h);
+}
+
+/* A fresh folder `dir` (a "/tmp/warren-history-XXXXXX" template) and the
+ * path of `name` in it; remove_dir removes it again. */
+static void temp_path(char *dir, char *path, size_t size, const char *name)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, size, "%s/%s", dir, name);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A first run of `id`: three attempts, the last one `dead`. */
+static void feed_dead_run(struct warren_history *h, const char *id)
+{
+    feed(h, event(id, "w", "queued", 1, "2026-05-01T00:00:00.000Z", NULL));
+    for (int a = 1; a <= 3; a++) {
+        char at[40];
+        snprintf(at, sizeof at, "2026-05-01T00:00:0%d.000Z", a);
+        feed(h, event(id, "w", "started", a, at, NULL));
+        snprintf(at, sizeof at, "2026-05-01T00:00:0%d.500Z", a);
+        feed(h, event(id, "w", "failed", a, at, "\"error\":\"boom\""));
+        feed(h, event(id, "w", a < 3 ? "retrying" : "dead", a, at,
+                      a < 3 ? "\"error\":\"boom\",\"delay_ms\":1"
+                            : "\"error\":\"boom\",\"reason\":\"max_attempts\""));
+    }
+}
+
+static long long int_of(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static void test_replay_supersedes_dead(void **s)
+{
+    (void)s;
+    struct warren_history *h = mem();
+    feed_dead_run(h, "r1");
+    assert_string_equal(state_of(h, "r1"), "dead");
+    feed(h, event("r1", "w", "started", 1, "2026-05-01T00:01:00.000Z", "\"replay\":1"));
+    assert_string_equal(state_of(h, "r1"), "running");
+    feed(h, event("r1", "w", "succeeded", 1, "2026-05-01T00:01:01.000Z",
+                  "\"replay\":1,\"duration_ms\":5"));
+    json_t *j = job(h, "r1");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "succeeded");
+    assert_int_equal(int_of(j, "attempt"), 1);
+    assert_int_equal(int_of(j, "replay"), 1);
+    json_t *tl = json_object_get(j, "timeline");
+    assert_int_equal(json_array_size(tl), 12); /* queued, 3 x 3, then 2 */
+    assert_int_equal(int_of(json_array_get(tl, 9), "replay"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tl, 9), "event")),
+                        "dead");
+    assert_int_equal(int_of(json_array_get(tl, 10), "replay"), 1);
+    assert_int_equal(int_of(json_array_get(tl, 11), "replay"), 1);
+    json_decref(j);
+    /* A second replay supersedes the first one's end the same way. */
+    feed(h, event("r1", "w", "started", 1, "2026-05-01T00:02:00.000Z", "\"replay\":2"));
+    assert_string_equal(state_of(h, "r1"), "running");
+    warren__history_close(h);
+}
+
+static void test_replay_out_of_order(void **s)
+{
+    (void)s;
+    struct warren_history *h = mem();
+    /* The replay's started first, then the whole first run: it stays running. */
+    feed(h, event("r2", "w", "started", 1, "2026-05-01T00:01:00.000Z", "\"replay\":1"));
+    feed_dead_run(h, "r2");
+    json_t *j = job(h, "r2");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
+    assert_int_equal(int_of(j, "attempt"), 1);
+    assert_int_equal(int_of(j, "replay"), 1);
+    json_decref(j);
+    /* The replay's end, then its own started again (redelivered): succeeded. */
+    feed(h, event("r2", "w", "succeeded", 1, "2026-05-01T00:01:01.000Z", "\"replay\":1"));
+    feed(h, event("r2", "w", "started", 1, "2026-05-01T00:01:00.000Z", "\"replay\":1"));
+    assert_string_equal(state_of(h, "r2"), "succeeded");
+    /* The same instant as the first run's started of attempt 1 is still a
+     * row of its own: replay is part of the timeline's unique key. */
+    feed(h, event("r3", "w", "started", 1, "2026-05-01T00:00:01.000Z", NULL));
+    feed(h, event("r3", "w", "started", 1, "2026-05-01T00:00:01.000Z", "\"replay\":1"));
+    j = job(h, "r3");
+    assert_int_equal(json_array_size(json_object_get(j, "timeline")), 2);
+    json_decref(j);
+    /* A replay count that makes no sense is 0, a huge one is capped. */
+    feed(h, event("r4", "w", "dead", 2, "2026-05-01T00:00:01.000Z", "\"replay\":-4"));
+    feed(h, event("r4", "w", "started", 1, "2026-05-01T00:00:02.000Z", "\"replay\":\"x\""));
+    assert_string_equal(state_of(h, "r4"), "dead");
+    feed(h, event("r4", "w", "started", 1, "2026-05-01T00:00:03.000Z",
+                  "\"replay\":9223372036854775807"));
+    j = job(h, "r4");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
+    assert_int_equal(int_of(j, "replay"), 1000000);
+    json_decref(j);
+    warren__history_close(h);
+}
+
+/* A file as the store made it before replays counted. */
+static void make_old_db(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *sql =
+        "CREATE TABLE jobs(id TEXT PRIMARY KEY, worker TEXT, queue TEXT, state TEXT,"
+        " state_key INTEGER NOT NULL, attempt INTEGER NOT NULL, priority INTEGER, args TEXT,"
+        " error TEXT, error_key INTEGER NOT NULL, progress_done INTEGER, progress_total INTEGER,"
+        " progress_at INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE events(job_id TEXT NOT NULL, event TEXT NOT NULL, attempt INTEGER NOT NULL,"
+        " rank INTEGER NOT NULL, at TEXT NOT NULL, at_ms INTEGER NOT NULL, worker TEXT, host TEXT,"
+        " duration_ms INTEGER, error TEXT, delay_ms INTEGER, reason TEXT,"
+        " UNIQUE(job_id, event, attempt, at));"
+        "INSERT INTO jobs VALUES('old', 'w', 'default', 'dead', 29, 3, 0, NULL, 'boom', 29,"
+        " NULL, NULL, -1, 1777593600000, 1777593603500);"
+        "INSERT INTO events VALUES('old', 'dead', 3, 5, '2026-05-01T00:00:03.500Z',"
+        " 1777593603500, 'w', 'h1', NULL, 'boom', NULL, 'max_attempts');";
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_old_database(void **s)
+{
+    (void)s;
+    char dir[] = "/tmp/warren-history-XXXXXX", path[128];
+    temp_path(dir, path, sizeof path, "old.db");
+    make_old_db(path);
+    /* A reader before any writer migrated it: replay reads as 0. */
+    struct warren_history_opts ro = {.read_only = 1};
+    struct warren_history *h;
+    assert_int_equal(warren__history_open(&h, path, &ro, NULL), WARREN_OK);
+    json_t *j = job(h, "old");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "dead");
+    assert_int_equal(int_of(j, "replay"), 0);
+    assert_int_equal(int_of(json_array_get(json_object_get(j, "timeline"), 0), "replay"), 0);
+    json_decref(j);
+    warren__history_close(h);
+    /* The writer adds the columns; the old rows keep their keys. */
+    assert_int_equal(warren__history_open(&h, path, NULL, NULL), WARREN_OK);
+    feed(h, event("old", "w", "started", 2, "2026-05-01T00:00:00.100Z", NULL));
+    assert_string_equal(state_of(h, "old"), "dead");
+    feed(h, event("old", "w", "started", 1, "2026-05-01T00:01:00.000Z", "\"replay\":1"));
+    warren__history_close(h);
+    assert_int_equal(warren__history_open(&h, path, &ro, NULL), WARREN_OK);
+    j = job(h, "old");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
+    assert_int_equal(int_of(j, "replay"), 1);
+    assert_int_equal(json_array_size(json_object_get(j, "timeline")), 3);
+    json_decref(j);
+    warren__history_close(h);
+    /* Opening it again as the writer changes nothing. */
+    assert_int_equal(warren__history_open(&h, path, NULL, NULL), WARREN_OK);
+    assert_string_equal(state_of(h, "old"), "running");
+    warren__history_close(h);
+    remove_dir(dir);
 }
 
 static void test_bad_input(void **s)
@@ -271,8 +431,7 @@ static void test_retention_and_bound_on_file(void **s)
 {
     (void)s;
     char dir[] = "/tmp/warren-history-XXXXXX", path[128];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/h.db", dir);
+    temp_path(dir, path, sizeof path, "h.db");
     struct warren_history_opts o = {.retention_ms = 3600 * 1000LL, .max_jobs = 3};
     struct warren_history *h;
     assert_int_equal(warren__history_open(&h, path, &o, NULL), WARREN_OK);
@@ -304,9 +463,7 @@ static void test_retention_and_bound_on_file(void **s)
 
     snprintf(path, sizeof path, "%s/missing.db", dir);
     assert_int_equal(warren__history_open(&h, path, &ro, NULL), WARREN_ENOTFOUND);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 int main(void)
@@ -315,6 +472,9 @@ int main(void)
         cmocka_unit_test(test_time_round_trip),
         cmocka_unit_test(test_lifecycle_and_timeline),
         cmocka_unit_test(test_out_of_order_and_duplicates),
+        cmocka_unit_test(test_replay_supersedes_dead),
+        cmocka_unit_test(test_replay_out_of_order),
+        cmocka_unit_test(test_old_database),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_report_adds_up),

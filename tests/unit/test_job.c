@@ -625,6 +625,59 @@ static void test_max_attempts(void **state)
     expect_reject(&m, WARREN_DEAD_MALFORMED, "out of range");
 }
 
+/* x-warren-replay never costs a job: what does not read as a count is 0. */
+static int replay_of(struct msg *m)
+{
+    struct warren_job job;
+    expect_ok(m, &job);
+    int replay = job.replay;
+    assert_int_equal(replay, warren__job_replay(&m->props));
+    warren__job_clear(&job);
+    return replay;
+}
+
+static void test_replay_lenient(void **state)
+{
+    (void)state;
+    struct msg m;
+    msg_init(&m, "w", "{}");
+    assert_int_equal(replay_of(&m), 0);
+    assert_int_equal(warren__job_replay(NULL), 0);
+
+    msg_init(&m, "w", "{}");
+    amqp_field_value_t *v = msg_header(&m, "x-warren-replay");
+    v->kind = AMQP_FIELD_KIND_I32;
+    v->value.i32 = 2;
+    assert_int_equal(replay_of(&m), 2);
+
+    msg_init(&m, "w", "{}");
+    msg_int_header(&m, "x-warren-replay", -3);
+    assert_int_equal(replay_of(&m), 0);
+
+    msg_init(&m, "w", "{}");
+    msg_str_header(&m, "x-warren-replay", "7");
+    assert_int_equal(replay_of(&m), 0);
+
+    msg_init(&m, "w", "{}");
+    v = msg_header(&m, "x-warren-replay");
+    v->kind = AMQP_FIELD_KIND_F64;
+    v->value.f64 = 1.5;
+    assert_int_equal(replay_of(&m), 0);
+
+    msg_init(&m, "w", "{}");
+    msg_int_header(&m, "x-warren-replay", (long long)INT_MAX + 10);
+    assert_int_equal(replay_of(&m), WARREN_MAX_REPLAY);
+
+    /* A job rejected later still names its replay (for its `dead` event). */
+    msg_init(&m, "w", "[]");
+    msg_int_header(&m, "x-warren-replay", 4);
+    struct warren_job job;
+    char why[WARREN_ERROR_TEXT_MAX];
+    assert_int_equal(decode(&m, &job, why, sizeof why), WARREN_DEAD_MALFORMED);
+    assert_int_equal(job.replay, 4);
+    warren__job_clear(&job);
+}
+
 static void test_priority(void **state)
 {
     (void)state;
@@ -1232,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_attempt_all_widths),
         cmocka_unit_test(test_attempt_invalid),
         cmocka_unit_test(test_max_attempts),
+        cmocka_unit_test(test_replay_lenient),
         cmocka_unit_test(test_priority),
         cmocka_unit_test(test_header_count),
         cmocka_unit_test(test_header_value_size),
