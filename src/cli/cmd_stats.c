@@ -12,6 +12,9 @@
 #include "mgmt.h"
 #include "topology.h"
 
+#define MGMT_TIMEOUT_MS 3000L
+#define MGMT_MAX_BODY (1 << 20)
+
 struct queue_stats {
     const char *name;
     int exists;
@@ -32,7 +35,7 @@ static void usage(FILE *to)
                 "  unacked counts and rates need broker.management_url in the config\n");
 }
 
-static void inspect(struct warren_conn *conn, const struct cli_ctx *ctx, const char *amqp_url,
+static void inspect(struct warren_conn *conn, const struct cli_ctx *ctx, struct mgmt *mgmt,
                     struct queue_stats *qs)
 {
     const char *ns = ctx->cfg.namespace_;
@@ -47,13 +50,36 @@ static void inspect(struct warren_conn *conn, const struct cli_ctx *ctx, const c
     warren__conn_queue_inspect(conn, warren__name_dead(dead, sizeof dead, ns, qs->name),
                                &qs->dead, NULL, &err);
     qs->have_mgmt = 0;
-    if (qs->exists && ctx->cfg.management_url && amqp_url) {
+    if (qs->exists && mgmt) {
         warren_error_clear(&err);
-        qs->have_mgmt = mgmt_queue_get(ctx->cfg.management_url, amqp_url, work, &qs->mgmt,
-                                       &err) == WARREN_OK;
+        qs->have_mgmt = mgmt_queue_get(mgmt, work, &qs->mgmt, &err) == WARREN_OK;
         if (!qs->have_mgmt)
             fprintf(stderr, "warren stats: %s\n", err.text);
     }
+}
+
+/* The management API client, with the first node's user and vhost and
+ * the password the AMQP connection uses; NULL without management_url or
+ * when it cannot be set up (said on stderr: the AMQP figures still come). */
+static struct mgmt *open_mgmt(const struct cli_ctx *ctx)
+{
+    if (!ctx->cfg.management_url)
+        return NULL;
+    char *urls = cli_urls(ctx);
+    char *comma = urls ? strchr(urls, ',') : NULL;
+    if (comma)
+        *comma = '\0';
+    const struct mgmt_limits limits = {MGMT_TIMEOUT_MS, MGMT_MAX_BODY};
+    struct mgmt *m = NULL;
+    warren_error err;
+    warren_error_clear(&err);
+    warren_status st = urls ? mgmt_open(&m, ctx->cfg.management_url, urls,
+                                        ctx->cfg.password_file, &limits, &err)
+                            : warren_error_set(&err, WARREN_ENOMEM, "out of memory");
+    if (st != WARREN_OK)
+        fprintf(stderr, "warren stats: %s\n", err.text);
+    free(urls);
+    return m;
 }
 
 static json_t *queue_json(const struct queue_stats *q)
@@ -107,7 +133,7 @@ static void print_table(const struct queue_stats *qs, size_t n, uint32_t unrouta
 }
 
 /* One sample of every queue; returns 0, or 1 when the broker went away. */
-static int sample(struct warren_conn *conn, const struct cli_ctx *ctx, const char *amqp_url,
+static int sample(struct warren_conn *conn, const struct cli_ctx *ctx, struct mgmt *mgmt,
                   const struct stats_opts *o)
 {
     size_t n = ctx->cfg.n_queues;
@@ -116,7 +142,7 @@ static int sample(struct warren_conn *conn, const struct cli_ctx *ctx, const cha
         return 1;
     for (size_t i = 0; i < n; i++) {
         qs[i].name = ctx->cfg.queues[i].name;
-        inspect(conn, ctx, amqp_url, &qs[i]);
+        inspect(conn, ctx, mgmt, &qs[i]);
     }
     uint32_t unroutable = 0;
     char unr[WARREN_AMQP_NAME_MAX];
@@ -179,19 +205,16 @@ int warren__cli_stats(int argc, char **argv)
     struct warren_conn *conn = NULL;
     if (rc == 0)
         rc = cli_connect(&ctx, &conn);
-    char *urls = rc == 0 ? cli_urls(&ctx) : NULL;
-    char *comma = urls ? strchr(urls, ',') : NULL;
-    if (comma)
-        *comma = '\0'; /* the management API shares the first node's credentials */
+    struct mgmt *mgmt = rc == 0 ? open_mgmt(&ctx) : NULL;
     if (rc == 0)
-        rc = sample(conn, &ctx, urls, &o);
+        rc = sample(conn, &ctx, mgmt, &o);
     while (rc == 0 && o.watch_s) {
         sleep((unsigned)o.watch_s);
         if (!o.json)
             printf("\033[H\033[2J"); /* a fresh screen each time, like watch(1) */
-        rc = sample(conn, &ctx, urls, &o);
+        rc = sample(conn, &ctx, mgmt, &o);
     }
-    free(urls);
+    mgmt_close(mgmt);
     warren__conn_close(conn);
     cli_free(&ctx);
     return rc;

@@ -7,17 +7,55 @@ exit 2. Bindings, delay-queue arguments and unacked counts come from the
 management API (WARREN_TEST_MANAGEMENT_URL: scripts/test starts its node
 with it); without it those parts are skipped, not failed."""
 
+import base64
 import json
 import os
 import re
+import secrets
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
 import harness
 from test_history import Web, free_port
 
 MGMT = os.environ.get("WARREN_TEST_MANAGEMENT_URL")
 LEVELS = 28
+
+
+def mgmt_call(method, path, body=None):
+    """One request to the management API as the test URL's user."""
+    url = urllib.parse.urlsplit(harness.TEST_URL)
+    auth = base64.b64encode(("%s:%s" % (urllib.parse.unquote(url.username or "guest"),
+                                        urllib.parse.unquote(url.password or "guest")))
+                            .encode()).decode()
+    req = urllib.request.Request(MGMT.rstrip("/") + "/api/" + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": "Basic " + auth,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def password_file_user(test, name):
+    """A broker user whose password is only in a password file: returns
+    (a URL of the test broker naming the user without a password, the
+    file, the password). The user is deleted at the test's end."""
+    password = secrets.token_hex(16)
+    mgmt_call("PUT", "users/" + urllib.parse.quote(name, safe=""),
+              {"password": password, "tags": "management"})
+    test.addCleanup(mgmt_call, "DELETE", "users/" + urllib.parse.quote(name, safe=""))
+    vhost = urllib.parse.urlsplit(harness.TEST_URL).path[1:] or "/"
+    mgmt_call("PUT", "permissions/%s/%s" % (urllib.parse.quote(vhost, safe=""),
+                                            urllib.parse.quote(name, safe="")),
+              {"configure": ".*", "write": ".*", "read": ".*"})
+    path = os.path.join(test.tmpdir, name + ".pw")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    url = re.sub(r"//[^@/]*@", "//%s@" % name, harness.TEST_URL)
+    return url, path, password
 
 
 def level_key(level, bit):
@@ -116,6 +154,22 @@ class TestDoctor(harness.WarrenTestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertRegex(out, r"skip +bindings: not checked: management API at "
                               r"http://127.0.0.1:1/: ")
+
+    @unittest.skipUnless(MGMT, "WARREN_TEST_MANAGEMENT_URL is not set (broker without management)")
+    def test_management_logs_in_with_password_file(self):
+        """broker.password_file gives the management API its password, as
+        it does the AMQP connection: with a URL that holds none, the
+        bindings and delay queues are read, not skipped."""
+        url, pwfile, password = password_file_user(self, self.ns + "-doctor")
+        self.assertNotIn(":", urllib.parse.urlsplit(url).netloc.split("@")[0])
+        conf = self.conf(name="pwfile.conf", url=url, broker={"password_file": pwfile})
+        self.declare(conf)
+        rc, out, err = self.doctor(conf)
+        print("\n" + out)
+        self.assertEqual(rc, 0, out + err)
+        self.assertRegex(out, r"ok +bindings: \d+ bindings in place")
+        self.assertNotRegex(out, r"(?m)^skip +bindings")
+        self.assertNotIn(password, out + err)
 
     # ------------------------------------------------------- drifted argument
 

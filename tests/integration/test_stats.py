@@ -10,6 +10,7 @@ import time
 import unittest
 
 import harness
+from test_doctor import password_file_user
 
 MGMT = os.environ.get("WARREN_TEST_MANAGEMENT_URL")
 
@@ -40,6 +41,20 @@ class TestStatsWithManagement(harness.WarrenTestCase):
         rc, out, err = harness.cli("stats", "-c", conf)
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, r"default\s+0\s+5\s+1\s+0")
+
+    def test_management_logs_in_with_password_file(self):
+        """broker.password_file is the management API's password too: with
+        a URL that holds none, unacked counts still come."""
+        url, pwfile, password = password_file_user(self, self.ns + "-stats")
+        conf = self.write_config(name="pwfile.conf", url=url,
+                                 broker={"management_url": MGMT, "password_file": pwfile})
+        rc, _, err = harness.cli("topology", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = harness.cli("stats", "--json", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("management API", err)
+        self.assertEqual(json.loads(out)["queues"][0]["unacked"], 0)
+        self.assertNotIn(password, out + err)
 
     def test_watch_refreshes(self):
         conf = self.write_config(name="cli.conf", broker={"management_url": MGMT})
