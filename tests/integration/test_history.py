@@ -3,7 +3,9 @@ history in SQLite. A mix of outcomes (success, retry then success, dead)
 has the right state and timeline in `warren job ID --json`, `warren jobs`
 and `/api/jobs/ID`; `warren web` killed with kill -9 in the middle of a
 stream loses no event (every job ends in its terminal state with its full
-timeline); `warren report` adds up; the page is served and escapes."""
+timeline); `warren report` adds up; the page is served and escapes; a
+dead job replayed with `warren dead replay` shows its new run (replay N),
+not the old `dead`."""
 
 import json
 import os
@@ -192,6 +194,51 @@ class TestHistory(harness.WarrenTestCase):
         self.assertIn("signal", j["error"])
         status, _, body = self.api("/api/jobs/" + poison)
         self.assertEqual((status, json.loads(body)["state"]), (200, "dead"))
+
+    def replay_and_wait(self, conf, job_id, replay, state):
+        """`warren dead replay default --id JOB`, then waits until the
+        history has the replayed run's `state` event."""
+        rc, out, err = harness.cli("dead", "replay", "default", "--id", job_id, "-c", conf)
+        self.assertEqual(rc, 0, out + err)
+
+        def ended():
+            j = self.job(job_id) or {}
+            return any((e["event"], e["replay"]) == (state, replay)
+                       for e in j.get("timeline", []))
+        harness.wait_for(ended, 60, 0.5, "%s of replay %d" % (state, replay))
+        return self.job(job_id)
+
+    def test_replayed_job_shows_its_new_run(self):
+        """A job dead at attempt 2 and replayed (x-warren-replay 1) that
+        fails again is dead in replay 1 (the host carried the header onto
+        its retry copy and its dead letter); replayed again (replay 2) once
+        the cause is gone, it succeeds at attempt 1, and the history says
+        succeeded although the first runs reached attempt 2."""
+        later = os.path.join(self.tmpdir, "later")
+        conf = self.setup_run(modules=[{"path": "diag", "config": {
+            "record_file": os.path.join(later, "records.jsonl")}}])
+        self.start_web(conf)
+        host = self.start_host(config=conf)
+        host.wait_log(r"worker\.ready", 20)
+        job_id = harness.publish_raw(self.ns, "diag.record", {})
+        self.wait_state([job_id], {job_id: "dead"}, 60)
+        self.assertEqual((self.job(job_id)["attempt"], self.job(job_id)["replay"]), (2, 0))
+
+        j = self.replay_and_wait(conf, job_id, 1, "dead")
+        self.assertEqual((j["state"], j["attempt"], j["replay"]), ("dead", 2, 1))
+        run = [(e["event"], e["attempt"]) for e in j["timeline"] if e["replay"] == 1]
+        self.assertEqual(run, [("started", 1), ("failed", 1), ("retrying", 1),
+                               ("started", 2), ("failed", 2), ("dead", 2)])
+
+        os.mkdir(later)
+        j = self.replay_and_wait(conf, job_id, 2, "succeeded")
+        self.assertEqual((j["state"], j["attempt"], j["replay"]), ("succeeded", 1, 2))
+        self.assertEqual([(e["event"], e["attempt"]) for e in j["timeline"] if e["replay"] == 2],
+                         [("started", 1), ("succeeded", 1)])
+        self.assertEqual(sorted(set(e["replay"] for e in j["timeline"])), [0, 1, 2])
+        self.assertEqual(len(j["timeline"]), 6 + 6 + 2)
+        status, _, body = self.api("/api/jobs/" + job_id)
+        self.assertEqual((status, json.loads(body)), (200, j))
 
     def test_kill_9_loses_no_event(self):
         conf = self.setup_run()
