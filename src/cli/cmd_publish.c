@@ -7,6 +7,8 @@
 #include <warren/warren.h>
 #include "cli.h"
 #include "common.h"
+#include "job.h"
+#include "json_fast.h"
 #include "signature.h"
 
 struct publish_args {
@@ -105,8 +107,13 @@ static int parse_args(struct publish_args *pa, struct cli_ctx *ctx, int argc, ch
 
 static json_t *parse_object(const char *text, const char *where, int line)
 {
+    /* The fast parser takes the lines it is sure of (most of a batch);
+     * jansson the rest, and words any error. */
+    json_t *v = warren__json_fast_object(text, strlen(text), WARREN_MAX_NESTING);
+    if (v)
+        return v;
     json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
+    v = json_loads(text, 0, &jerr);
     if (!v) {
         if (line)
             fprintf(stderr, "%s:%d: %s\n", where, line, jerr.text);

@@ -37,11 +37,11 @@ static const unsigned char plain[256] = {
 
 static json_t *value_at(struct parser *ps);
 
-/* Skips plain string bytes, eight at a time while a whole word is plain:
+/* Skips plain string bytes (json_fast.h), eight at a time while a whole word is plain:
  * no byte with its top bit set, none below 0x20 (x - 0x20 borrows), none
  * equal to '"' or '\\' (x ^ c is zero). Each test only says whether some
  * byte of the word matches; the byte loop then finds which. */
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+const unsigned char *warren__json_skip_plain(const unsigned char *p, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101ull, tops = 0x8080808080808080ull;
     while (end - p >= 8) {
@@ -133,7 +133,7 @@ static int unescape(struct parser *ps, const unsigned char *start, const unsigne
     while (p < end) {
         unsigned char c = *p;
         if (plain[c]) {
-            const unsigned char *run = skip_plain(p, end);
+            const unsigned char *run = warren__json_skip_plain(p, end);
             memcpy(t, p, (size_t)(run - p));
             t += run - p;
             p = run;
@@ -198,7 +198,7 @@ static int string_at(struct parser *ps, const char **s, size_t *n)
 {
     const unsigned char *start = ps->p + 1, *p = start, *end = ps->end;
     for (;;) {
-        p = skip_plain(p, end);
+        p = warren__json_skip_plain(p, end);
         if (p >= end)
             return -1;
         if (*p < 0x80)

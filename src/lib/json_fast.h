@@ -33,4 +33,9 @@
  * jansson (see DESIGN). */
 json_t *warren__json_fast_object(const void *buf, size_t len, int max_depth);
 
+/* The first byte at or after p that is not plain string text, i.e. not
+ * 0x20..0x7f other than '"' and '\\' (end if none): what a JSON string
+ * holds as itself, and what a writer copies as it is. */
+const unsigned char *warren__json_skip_plain(const unsigned char *p, const unsigned char *end);
+
 #endif

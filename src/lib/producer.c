@@ -26,6 +26,7 @@
 #include "delay.h"
 #include "events.h"
 #include "handoff.h"
+#include "json_write.h"
 #include "signature.h"
 #include "topology.h"
 
@@ -48,6 +49,7 @@ struct warren_producer {
     char host[256]; /* for the events */
     char *password_file;
     struct warren_tls_conf tls;
+    struct warren__jbuf body; /* the job being sent, reused: no allocation per job */
 };
 
 static const char *pick_urls(const warren_producer_opts *opts)
@@ -163,6 +165,7 @@ void warren_producer_destroy(warren_producer *p)
     free(p->tls.ca_cert);
     free(p->tls.cert);
     free(p->tls.key);
+    warren__jbuf_free(&p->body);
     free(p);
 }
 
@@ -195,8 +198,12 @@ static warren_status route(warren_producer *p, const char *worker,
 {
     long long seconds = warren__delay_seconds(opts ? opts->delay_ms : 0);
     if (seconds == 0) {
-        snprintf(exchange, ex_size, "%s", p->exchange);
-        snprintf(key, key_size, "%s", worker);
+        /* both fit: the exchange is one of ours, the worker name was checked */
+        size_t ex_len = strlen(p->exchange), key_len = strlen(worker);
+        if (ex_len >= ex_size || key_len >= key_size)
+            return warren_error_set(err, WARREN_EINVAL, "worker name too long");
+        memcpy(exchange, p->exchange, ex_len + 1);
+        memcpy(key, worker, key_len + 1);
         return WARREN_OK;
     }
     if (!p->delay_ready) {
@@ -224,9 +231,11 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
         return st;
     char uuid[37];
     const char *mid = opts && opts->id ? opts->id : (warren_uuid(uuid), uuid);
-    char *body = json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (!body)
-        return warren_error_set(err, WARREN_ENOMEM, "cannot serialise arguments");
+    if (warren__json_compact(&p->body, args, 1) != 0)
+        return warren_error_set(err, WARREN_EINVAL,
+                                "cannot serialise arguments (a cycle, invalid UTF-8 or no memory)");
+    const char *body = p->body.data;
+    size_t body_len = p->body.len;
 
     amqp_table_entry_t h[2];
     char sig[WARREN_SIG_VALUE_SIZE];
@@ -249,12 +258,9 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
         nh++;
     }
     if (p->key) {
-        st = warren__sig_sign(p->key, worker, mid, 1, props.timestamp, body, strlen(body), sig,
-                              err);
-        if (st != WARREN_OK) {
-            free(body);
+        st = warren__sig_sign(p->key, worker, mid, 1, props.timestamp, body, body_len, sig, err);
+        if (st != WARREN_OK)
             return st;
-        }
         h[nh].key = amqp_cstring_bytes(WARREN_SIG_HEADER);
         h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
         h[nh].value.value.bytes = amqp_cstring_bytes(sig);
@@ -265,8 +271,7 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
         props.headers.num_entries = nh;
         props.headers.entries = h;
     }
-    st = warren__conn_publish(p->conn, exchange, key, 0, &props, body, strlen(body), seq, err);
-    free(body);
+    st = warren__conn_publish(p->conn, exchange, key, 0, &props, body, body_len, seq, err);
     if (st == WARREN_OK && id)
         snprintf(id, id_size, "%s", mid);
     return st;
