@@ -62,6 +62,9 @@ static void print_job(json_t *j)
     put_clean(s_or(j, "queue", "-"));
     printf("\nstate     %s\nattempt   %lld\n", s_or(j, "state", "-"),
            json_integer_value(json_object_get(j, "attempt")));
+    /* Only for replayed jobs, whose attempts started again at 1. */
+    if (json_integer_value(json_object_get(j, "replay")) > 0)
+        printf("replay    %lld\n", json_integer_value(json_object_get(j, "replay")));
     json_t *p = json_object_get(j, "progress");
     if (json_is_object(p))
         printf("progress  %lld/%lld\n", json_integer_value(json_object_get(p, "done")),
@@ -88,6 +91,8 @@ static void print_job(json_t *j)
             printf("  ");
             put_clean(s_or(e, "error", ""));
         }
+        if (json_integer_value(json_object_get(e, "replay")) > 0)
+            printf("  (replay %lld)", json_integer_value(json_object_get(e, "replay")));
         putchar('\n');
     }
 }

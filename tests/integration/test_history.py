@@ -239,6 +239,10 @@ class TestHistory(harness.WarrenTestCase):
         self.assertEqual(len(j["timeline"]), 6 + 6 + 2)
         status, _, body = self.api("/api/jobs/" + job_id)
         self.assertEqual((status, json.loads(body)), (200, j))
+        rc, out, err = harness.cli("job", job_id, "-c", conf)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^state +succeeded\nattempt +1\nreplay +2$")
+        self.assertEqual(len(re.findall(r"\(replay 2\)$", out, re.M)), 2, out)
 
     def test_kill_9_loses_no_event(self):
         conf = self.setup_run()
