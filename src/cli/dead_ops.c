@@ -181,7 +181,7 @@ static int dropped_on_replay(amqp_bytes_t key)
     static const char *const exact[] = {
         "x-warren-dead-reason", "x-warren-error", "x-warren-attempts", "x-warren-failed-at",
         "x-warren-queue",       "x-warren-host",  "x-warren-attempt",  "x-warren-last-error",
-        "x-warren-snoozes",     "x-death",        "x-delivery-count", "x-warren-replay",
+        "x-warren-snoozes",     "x-death",        "x-delivery-count",  "x-warren-replay",
     };
     static const char *const prefixes[] = {"x-warren-original-", "x-first-death-", "x-last-death-"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
