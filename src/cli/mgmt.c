@@ -5,19 +5,13 @@
  * they log in. The credentials follow the AMQP connection's rules: the
  * user and vhost come from the URL, the password from broker.password_file
  * when it is set, else from the URL. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <amqp.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include "conn.h"
 #include "mgmt.h"
-
-/* Longest password file read, as the AMQP connection reads it. */
-#define PASSWORD_MAX 1023
 
 struct mgmt {
     CURL *curl;
@@ -48,34 +42,6 @@ static size_t body_write(char *ptr, size_t size, size_t n, void *user)
     b->len += add;
     b->data[b->len] = '\0';
     return add;
-}
-
-/* The password in `path` as the AMQP connection takes it: the file's bytes
- * less one trailing "\n" and a "\r" before that. read(2), not stdio, so no
- * copy stays in a FILE buffer; the stack copy is wiped. *out is new. */
-static warren_status password_from_file(const char *path, char **out, warren_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return warren_error_set(err, WARREN_EIO, "cannot read password_file %s: %s", path,
-                                strerror(errno));
-    char text[PASSWORD_MAX + 1];
-    size_t len = 0;
-    for (;;) {
-        ssize_t got = len < PASSWORD_MAX ? read(fd, text + len, PASSWORD_MAX - len) : 0;
-        if (got > 0)
-            len += (size_t)got;
-        else if (got == 0 || errno != EINTR)
-            break;
-    }
-    close(fd);
-    if (len > 0 && text[len - 1] == '\n')
-        len--;
-    if (len > 0 && text[len - 1] == '\r')
-        len--;
-    *out = strndup(text, len);
-    OPENSSL_cleanse(text, sizeof text);
-    return *out ? WARREN_OK : warren_error_set(err, WARREN_ENOMEM, "out of memory");
 }
 
 void mgmt_close(struct mgmt *m)
@@ -113,9 +79,11 @@ warren_status mgmt_open(struct mgmt **out, const char *base_url, const char *amq
     m->user = strdup(info.user);
     m->curl = curl_easy_init();
     m->vhost = m->curl ? curl_easy_escape(m->curl, info.vhost, 0) : NULL;
-    if (password_file)
-        st = password_from_file(password_file, &m->password, err);
-    else
+    if (password_file) {
+        m->password = warren__password_file_read(password_file, err);
+        if (!m->password)
+            st = WARREN_EIO; /* as the AMQP connection answers it */
+    } else
         m->password = strdup(info.password);
     OPENSSL_cleanse(buf, sizeof buf); /* the URL's copy, password included */
     if (st != WARREN_OK) {

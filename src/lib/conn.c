@@ -273,7 +273,7 @@ warren_status warren__conn_check_reply(struct warren_conn *c, const char *what,
 /* The password file's bytes less one trailing newline (and a "\r"
  * before it). Read with read(2), not stdio, so no copy is left in a
  * FILE buffer; the stack copy is wiped. */
-static char *read_secret(const char *path, warren_error *err)
+char *warren__password_file_read(const char *path, warren_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
@@ -574,7 +574,7 @@ static warren_status open_one(struct warren_conn *c, const char *url,
         return st;
     char *password = NULL;
     if (opts && opts->password_file) {
-        password = read_secret(opts->password_file, err);
+        password = warren__password_file_read(opts->password_file, err);
         if (!password)
             return WARREN_EIO;
         info.password = password;

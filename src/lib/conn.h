@@ -37,6 +37,11 @@ struct warren_conn_delivery {
     amqp_message_t message; /* properties and body */
 };
 
+/* The password in a broker.password_file: its bytes (at most 1,023) less
+ * one trailing "\n" and a "\r" before that; read(2), not stdio, and the
+ * stack copy wiped, so no copy lingers. A new string, or NULL with err. */
+char *warren__password_file_read(const char *path, warren_error *err);
+
 /* Parses one URL per the spec's rules (a path of "/" or none is vhost "/",
  * "%2f" is "/", a query string is refused). `buf` receives the strings
  * `info` points into. */
