@@ -7,6 +7,7 @@
 #include <warren/log.h>
 #include "events.h"
 #include "handoff.h"
+#include "json_write.h"
 #include "registry_internal.h"
 #include "stats.h"
 
@@ -46,24 +47,54 @@ static json_t *string_or_empty(const char *s)
     return v ? v : json_string("");
 }
 
+/* Where args' compact text of n bytes is cut: at WARREN_EVENT_ARGS_MAX,
+ * moved back to the start of a UTF-8 character; n when it fits. */
+static size_t args_cut(const char *text, size_t n)
+{
+    if (n <= WARREN_EVENT_ARGS_MAX)
+        return n;
+    n = WARREN_EVENT_ARGS_MAX;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 /* "args", whole or cut (see WARREN_EVENT_ARGS_MAX). 0 ok, -1 no memory. */
 static int add_args(json_t *o, const json_t *args)
 {
     char *text = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
         return -1;
-    size_t n = strlen(text);
+    size_t len = strlen(text), n = args_cut(text, len);
     int rc;
-    if (n <= WARREN_EVENT_ARGS_MAX) {
+    if (n == len) {
         rc = json_object_set(o, "args", (json_t *)args);
     } else {
-        n = WARREN_EVENT_ARGS_MAX;
-        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
         rc = json_object_set_new(o, "args", json_stringn(text, n));
         rc |= json_object_set_new(o, "args_truncated", json_true());
     }
     free(text);
+    return rc;
+}
+
+/* add_args for the direct writer: "priority" and "args" as the jansson
+ * path writes them. -1 when args cannot be written. */
+static int fields_args(struct warren_fields *f, const struct warren_event *ev)
+{
+    struct warren__jbuf b = {0};
+    warren__fields_int(f, "priority", ev->priority);
+    int rc = warren__json_compact(&b, ev->args, 0);
+    if (rc == 0) {
+        size_t n = args_cut(b.data, b.len);
+        if (n == b.len) {
+            warren__fields_raw(f, "args", b.data, b.len);
+        } else {
+            b.data[n] = '\0';
+            rc = warren__fields_str(f, "args", b.data);
+            warren__fields_raw(f, "args_truncated", "true", 4);
+        }
+    }
+    warren__jbuf_free(&b);
     return rc;
 }
 
@@ -72,13 +103,10 @@ static int add_args(json_t *o, const json_t *args)
  * instructions and 30 allocations an event). Same keys, order, escapes
  * and fallbacks for text jansson would refuse. Returns the text in f, or
  * NULL when it did not fit (a very long error) or jansson would have
- * refused the event, or it carries args (queued/scheduled, from
- * producers): the caller then builds it with jansson. */
+ * refused the event: the caller then builds it with jansson. */
 static const char *event_text(struct warren_fields *f, const struct warren_event *ev,
                               const char *at)
 {
-    if (ev->args)
-        return NULL;
     warren__fields_begin(f);
     if (warren__fields_str(f, "id", ev->id ? ev->id : "") != 0)
         warren__fields_str(f, "id", "");
@@ -109,6 +137,8 @@ static const char *event_text(struct warren_fields *f, const struct warren_event
     }
     if (ev->replay > 0)
         warren__fields_int(f, "replay", ev->replay);
+    if (ev->args && fields_args(f, ev) != 0)
+        return NULL;
     return warren__fields_end(f);
 }
 

@@ -106,6 +106,8 @@ void warren__fields_begin(struct warren_fields *f);
 int warren__fields_str(struct warren_fields *f, const char *key, const char *value);
 void warren__fields_int(struct warren_fields *f, const char *key, long long value);
 void warren__fields_null(struct warren_fields *f, const char *key);
+/* Adds "key":JSON, the value text as given (already valid JSON). */
+void warren__fields_raw(struct warren_fields *f, const char *key, const char *json, size_t len);
 /* The text, or NULL when it did not fit. */
 const char *warren__fields_end(struct warren_fields *f);
 

@@ -137,6 +137,12 @@ void warren__fields_int(struct warren_fields *f, const char *key, long long valu
     fields_put(f, digits + n, sizeof digits - n);
 }
 
+void warren__fields_raw(struct warren_fields *f, const char *key, const char *json, size_t len)
+{
+    fields_key(f, key);
+    fields_put(f, json, len);
+}
+
 void warren__fields_null(struct warren_fields *f, const char *key)
 {
     fields_key(f, key);

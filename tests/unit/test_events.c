@@ -96,6 +96,17 @@ static void test_json_direct_equals_jansson(void **state)
             ev.at = NULL;
         if (i == n * n - 1)
             ev.error = long_error;
+        /* a producer's event carries its args and priority; a replayed
+         * job's events their replay */
+        json_t *args = NULL;
+        if (i % 6 == 4) {
+            args = json_pack("{s:s?, s:i, s:[s?]}", "to", a, "n", (int)i, "list", b);
+            ev.event = "queued";
+            ev.args = args ? args : json_null();
+            ev.priority = (int)(i % 10);
+        }
+        if (i % 11 == 5)
+            ev.replay = (int)i;
         char *direct = warren__event_json(&ev), *slow = warren__event_json_jansson(&ev);
         assert_non_null(direct);
         assert_non_null(slow);
@@ -103,8 +114,39 @@ static void test_json_direct_equals_jansson(void **state)
             assert_string_equal(direct, slow);
         free(direct);
         free(slow);
+        json_decref(args);
     }
     free(long_error);
+}
+
+/* Args past WARREN_EVENT_ARGS_MAX are cut at a character's start and
+ * marked, the same in both writers. */
+static void test_json_args_cut_equals_jansson(void **state)
+{
+    (void)state;
+    for (size_t pad = WARREN_EVENT_ARGS_MAX - 40; pad < WARREN_EVENT_ARGS_MAX + 8; pad++) {
+        char *text = malloc(pad + 1);
+        assert_non_null(text);
+        for (size_t k = 0; k < pad; k++) /* two-byte characters and quotes */
+            text[k] = k % 3 == 2 ? '"' : (k % 3 == 0 ? '\xc3' : '\xa9');
+        text[pad] = '\0';
+        if (pad % 3 == 1) /* never end inside a character */
+            text[pad - 1] = 'x';
+        json_t *args = json_pack("{s:s}", "pad", text);
+        assert_non_null(args);
+        struct warren_event ev = {"queued", "id-1", "w", "", "host", 1, -1, NULL, -1, NULL,
+                                  "2026-05-01T02:00:00.123Z"};
+        ev.args = args;
+        ev.priority = 3;
+        char *direct = warren__event_json(&ev), *slow = warren__event_json_jansson(&ev);
+        assert_non_null(direct);
+        assert_non_null(slow);
+        assert_string_equal(direct, slow);
+        free(direct);
+        free(slow);
+        json_decref(args);
+        free(text);
+    }
 }
 
 static void test_routing_key(void **state)
@@ -292,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_json_fields),
         cmocka_unit_test(test_json_dead_and_bad_strings),
         cmocka_unit_test(test_json_direct_equals_jansson),
+        cmocka_unit_test(test_json_args_cut_equals_jansson),
         cmocka_unit_test(test_routing_key),
         cmocka_unit_test(test_lifecycle_fan_out),
         cmocka_unit_test(test_lifecycle_bare),
