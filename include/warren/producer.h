@@ -43,6 +43,10 @@ typedef struct warren_producer_opts {
      * announced as a `queued` event (`scheduled` when delayed) on
      * <ns>.events, so the job history knows it before a host takes it. */
     int events;
+    /* Events as transient messages (the config's events.persistent =
+     * false): cheaper for the broker, lost if it restarts before the
+     * history took them. */
+    int events_transient;
 } warren_producer_opts;
 
 /* Per-job options; zeroed means defaults. */

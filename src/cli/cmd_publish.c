@@ -267,6 +267,7 @@ static int create_producer(warren_producer **p, struct cli_ctx *ctx, const char 
     po.tls_no_verify_peer = !cfg->tls.verify_peer;
     po.tls_no_verify_hostname = !cfg->tls.verify_hostname;
     po.events = cfg->events_enabled;
+    po.events_transient = !cfg->events_persistent;
     warren_error err;
     warren_error_clear(&err);
     warren_status st = warren_producer_create(p, &po, &err);

@@ -213,6 +213,7 @@ static const struct cfg_key security_keys[] = {
 
 static const struct cfg_key events_keys[] = {
     KEY_BOOL("enabled", events_enabled, 0),
+    KEY_BOOL("persistent", events_persistent, 1),
     KEY_END,
 };
 

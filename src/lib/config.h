@@ -118,6 +118,7 @@ struct warren_config {
 
     /* events */
     int events_enabled;
+    int events_persistent; /* delivery mode 2; 0: transient (faster, lost on a broker restart) */
 
     /* web */
     char *web_db;             /* default "var/warren.db" (relative to dir) */

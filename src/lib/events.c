@@ -219,7 +219,7 @@ warren_status warren__event_publish(struct warren_conn *c, const char *ns,
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG;
     p.content_type = amqp_cstring_bytes("application/json");
-    p.delivery_mode = 2;
+    p.delivery_mode = ev->transient ? 1 : 2;
     p.timestamp = (uint64_t)time(NULL);
     p.type = amqp_cstring_bytes(ev->event);
     warren_status st = warren__conn_publish_untracked(
@@ -243,6 +243,7 @@ static void emit(struct warren_lifecycle *lc, struct warren_event *ev,
     ev->host = lc->host;
     ev->attempt = job->attempt > 0 ? job->attempt : 1;
     ev->replay = job->replay;
+    ev->transient = lc->events_transient;
     warren_error err;
     warren_error_clear(&err);
     if (warren__event_publish(c, lc->ns, ev, &err) != WARREN_OK)

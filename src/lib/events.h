@@ -55,6 +55,7 @@ struct warren_event {
                               show them; NULL: args and priority left out */
     int priority;          /* with args */
     int replay;            /* x-warren-replay; 0: left out */
+    int transient;         /* delivery mode 1 (events.persistent = false) */
 };
 
 /* Args longer than this (compact JSON) go out as their first bytes, cut on
@@ -99,6 +100,7 @@ struct warren_lifecycle {
     /* the job in progress */
     int in_job;                  /* between started and its end */
     long long duration_ms;       /* of its run, once it ran; else -1 */
+    int events_transient;        /* events.persistent = false */
 };
 
 /* The handler is about to run: `started` event, observers' before, the job

@@ -46,6 +46,7 @@ struct warren_producer {
     size_t n_urls;
     int heartbeat;
     int events;
+    int events_transient;
     char host[256]; /* for the events */
     char *password_file;
     struct warren_tls_conf tls;
@@ -74,6 +75,7 @@ static warren_status keep_settings(warren_producer *p, const warren_producer_opt
     p->urls = warren__url_list(pick_urls(opts), &p->n_urls);
     p->heartbeat = opts && opts->heartbeat ? opts->heartbeat : 30;
     p->events = opts && opts->events;
+    p->events_transient = opts && opts->events_transient;
     if (gethostname(p->host, sizeof p->host) != 0)
         snprintf(p->host, sizeof p->host, "unknown");
     p->host[sizeof p->host - 1] = '\0';
@@ -298,6 +300,7 @@ static void announce(warren_producer *p, const char *worker, const char *id, con
     ev.at = at; /* when it was sent: a host may start it before the confirm comes */
     ev.args = args ? args : json_null();
     ev.priority = opts ? opts->priority : 0;
+    ev.transient = p->events_transient;
     warren_error err;
     warren_error_clear(&err);
     warren__event_publish(p->conn, p->ns, &ev, &err);

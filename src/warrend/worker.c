@@ -640,6 +640,7 @@ int warrend_worker_main(struct warren_config *cfg, int slot, struct warren_board
     w.lc.ns = cfg->namespace_;
     w.lc.host = cfg->host_name;
     w.lc.events = cfg->events_enabled;
+    w.lc.events_transient = !cfg->events_persistent;
     w.lc.stats = stats;
     w.lc.duration_ms = -1;
     w.urls = cfg->urls;

@@ -32,8 +32,9 @@ class TestEvents(harness.WarrenTestCase):
             harness.close(ch)
         return q
 
-    def collect(self, q, ids, until, timeout=40):
-        """Events per job id (in arrival order) until until(events) holds."""
+    def collect(self, q, ids, until, timeout=40, delivery_mode=2):
+        """Events per job id (in arrival order) until until(events) holds;
+        each must come with delivery_mode (2 persistent, the default)."""
         events = {i: [] for i in ids}
         other = []
 
@@ -41,6 +42,7 @@ class TestEvents(harness.WarrenTestCase):
             for method, props, body in harness.get_all(q):
                 ev = json.loads(body)
                 self.assertEqual(props.content_type, "application/json")
+                self.assertEqual(props.delivery_mode, delivery_mode, body)
                 worker = ev["worker"] if WORKER.match(ev["worker"]) else ""
                 self.assertEqual(method.routing_key, "%s.%s" % (worker, ev["event"]))
                 (events[ev["id"]] if ev["id"] in events else other).append(ev)
@@ -182,6 +184,26 @@ class TestEvents(harness.WarrenTestCase):
         self.assertLessEqual(len(cut["args"].encode()), 4096)
         self.assertTrue(json.dumps(big, ensure_ascii=False, separators=(",", ":"))
                         .startswith(cut["args"]), cut["args"][:40])
+
+    def test_transient_events(self):
+        # events.persistent = false: the producer's and the host's events
+        # go out as transient messages; the jobs themselves stay persistent.
+        events = {"enabled": True, "persistent": False}
+        conf = self.write_config(name="cli.conf", events=events)
+        harness.cli("topology", "-c", conf)
+        ch = harness.channel(confirm=False)
+        ch.exchange_declare(self.ns + ".events", "topic", durable=True)
+        harness.close(ch)
+        q = self.bind_events()
+        rc, out, err = harness.cli("publish", "diag.noop", "{}", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        job_id = out.strip()
+        queued = self.collect(q, [job_id], lambda ev: ev[job_id], delivery_mode=1)
+        self.assertEqual([e["event"] for e in queued[job_id]], ["queued"])
+        host = self.start_host(events=events)
+        host.wait_log(r"worker\.ready", 20)
+        ran = self.collect(q, [job_id], lambda ev: len(ev[job_id]) >= 2, delivery_mode=1)
+        self.assertEqual([e["event"] for e in ran[job_id]], ["started", "succeeded"])
 
     def test_disabled_declares_no_exchange(self):
         host = self.start_host(events={"enabled": False})

@@ -288,6 +288,7 @@ static void check_defaults(const struct warren_config *cfg)
     assert_null(cfg->signing_key_file);
     assert_int_equal(cfg->require_signature, 0);
     assert_int_equal(cfg->events_enabled, 0);
+    assert_int_equal(cfg->events_persistent, 1);
     assert_string_equal(cfg->web_db, "var/warren.db");
     assert_string_equal(cfg->web_listen, "127.0.0.1:9465");
     assert_int_equal(cfg->web_retention_ms, 7LL * 86400000);
@@ -360,7 +361,7 @@ static void test_every_key_parsed(void **state)
             "queues = ( { name = \"a\"; type = \"classic\"; max_priority = 255; },\n"
             "           { name = \"b\"; type = \"classic\"; max_priority = 1; } );\n"
             "security = { signing_key_file = \"key\"; require_signature = true; };\n"
-            "events = { enabled = true; };\n"
+            "events = { enabled = true; persistent = false; };\n"
             "web = { db = \"/tmp/x.db\"; listen = \"[::1]:0\"; retention = \"1h\";\n"
             "  token_file = \"tok\"; };\n");
     const struct warren_config *c = &l.cfg;
@@ -404,6 +405,7 @@ static void test_every_key_parsed(void **state)
     assert_string_equal(c->signing_key_file, "key");
     assert_int_equal(c->require_signature, 1);
     assert_int_equal(c->events_enabled, 1);
+    assert_int_equal(c->events_persistent, 0);
     assert_string_equal(c->web_db, "/tmp/x.db");
     assert_string_equal(c->web_listen, "[::1]:0");
     assert_int_equal(c->web_retention_ms, 3600000);
@@ -436,6 +438,8 @@ static void test_wrong_types(void **state)
                  "t.conf:1: host.concurrency: must be an integer, not a float");
     expect_error("events = { enabled = 1; };",
                  "t.conf:1: events.enabled: must be true or false, not an integer");
+    expect_error("events = { persistent = \"no\"; };",
+                 "t.conf:1: events.persistent: must be true or false, not a string");
     expect_error("retry = { multiplier = \"2\"; };",
                  "t.conf:1: retry.multiplier: must be a number, not a string");
     expect_error("namespace = 5;", "t.conf:1: namespace: must be a string, not an integer");
