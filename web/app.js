@@ -143,6 +143,7 @@ async function job(id) {
   add("queue", j.queue || "-");
   add("state", stateBadge(j.state));
   add("attempt", j.attempt);
+  if (j.replay) add("replay", j.replay); // replayed from dead letters N times
   if (j.priority !== null) add("priority", j.priority);
   add("created", j.created_at);
   add("updated", j.updated_at);
@@ -154,7 +155,8 @@ async function job(id) {
   }
   if (j.error) add("last error", el("span", { class: "error" }, j.error));
   const rows = j.timeline.map(e => el("tr", null, el("td", null, e.at),
-    el("td", { class: "num" }, e.attempt), el("td", null, e.event),
+    el("td", { class: "num" }, e.replay ? e.attempt + " (replay " + e.replay + ")" : e.attempt),
+    el("td", null, e.event),
     el("td", { class: "hide" }, e.host || ""),
     el("td", { class: "num" }, e.duration_ms === null ? "" : e.duration_ms + " ms"),
     el("td", { class: "error" }, (e.error || "") +

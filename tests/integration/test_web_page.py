@@ -507,6 +507,17 @@ class TestDeadPage(PageCase):
         self.assertEqual(harness.queue_count(dead_queue), 2)
         self.assertEqual(harness.queue_count(self.ns + ".default"), 0)
 
+        # The page shows the replay: on the job, and on the new run's rows.
+        self.open("/job/" + lost[0])
+        fields = self.wait(lambda d: (lambda f: f if f and f.get("id") == lost[0] else None)(
+            self.js(JS_FIELDS)), "the replayed job's fields")
+        self.assertEqual((fields["state"], fields["attempt"], fields.get("replay")),
+                         ("succeeded", "1", "1"), fields)
+        rows = self.js(JS_TABLE_AFTER, "Timeline")
+        self.assertEqual([r[1] for r in rows if r[2] == "succeeded"], ["1 (replay 1)"], rows)
+        self.assertIn("dead", [r[2] for r in rows if "replay" not in r[1]], rows)
+        self.open("/dead")
+
         # Purge the other group: the page asks first; "cancel" does nothing.
         self.click_group("diag.fail", "purge")
         self.alert().dismiss()
