@@ -154,7 +154,7 @@ async function job(id) {
     add("progress", el("span", null, bar, j.progress.done + " / " + (j.progress.total ?? "?")));
   }
   if (j.error) add("last error", el("span", { class: "error" }, j.error));
-  const rows = j.timeline.map(e => el("tr", null, el("td", null, e.at),
+  const rows = j.timeline.map(e => el("tr", null, el("td", { class: "time" }, e.at),
     el("td", { class: "num" }, e.replay ? e.attempt + " (replay " + e.replay + ")" : e.attempt),
     el("td", null, e.event),
     el("td", { class: "hide" }, e.host || ""),
