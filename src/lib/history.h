@@ -1,10 +1,10 @@
 /* Internal: the job history that `warren web` keeps from lifecycle events
  * and `warren job/jobs/report` read.
  *
- * DESIGN: a small interface with one implementation (history_sqlite.c,
- * SQLite in WAL mode); a server database would be a second file
- * implementing these functions (or, with two at once, a table of them).
- * Writers feed the raw event JSON bodies one at a
+ * DESIGN: a small interface with one implementation, SQLite in WAL mode
+ * (history_sqlite.c writes, history_query.c reads); a server database
+ * would be a second implementation of these functions (or, with two at
+ * once, a table of them). Writers feed the raw event JSON bodies one at a
  * time between warren__history_begin and _commit (one transaction per batch);
  * ingest is idempotent (a timeline row is unique per (id, event, replay,
  * attempt, at)), so a batch redelivered after a crash changes nothing, and
