@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <jansson.h>
 #include <warren/log.h>
+#include "job.h"
+#include "json_fast.h"
+#include "json_write.h"
 
 static struct {
     warren_log_level level;
@@ -73,12 +76,20 @@ static void write_all(const char *buf, size_t len)
     }
 }
 
+/* The fields object with the line's own keys after it, as jansson would
+ * write it; parsed by the fast parser and written by the compact writer
+ * (both give jansson's results, and hand what they are unsure of to
+ * jansson), which cut the cost of a line from ~68,000 instructions to a
+ * few thousand: at log_level info that is one line per job. */
 static void emit_json(const char *when, warren_log_level level, const char *msgid,
                       const char *fields, const char *msg)
 {
     json_t *line = NULL;
-    if (fields)
-        line = json_loads(fields, 0, NULL);
+    if (fields) {
+        line = warren__json_fast_object(fields, strlen(fields), WARREN_MAX_NESTING);
+        if (!line)
+            line = json_loads(fields, 0, NULL);
+    }
     if (!json_is_object(line)) {
         json_decref(line);
         line = json_object();
@@ -89,22 +100,15 @@ static void emit_json(const char *when, warren_log_level level, const char *msgi
     json_object_set_new(line, "role", json_string(logger.role));
     json_object_set_new(line, "msgid", json_string(msgid));
     json_object_set_new(line, "msg", json_string(msg));
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(line);
-    if (!text)
-        return;
+    struct warren__jbuf text = {0};
     /* The newline goes in the same write(): two writes let another
      * process's line land between them (glued lines, an empty one). */
-    size_t len = strlen(text);
-    char *whole = realloc(text, len + 2);
-    if (!whole) {
-        free(text);
-        return;
+    if (warren__json_compact(&text, line, 0) == 0) {
+        text.data[text.len] = '\n';
+        write_all(text.data, text.len + 1);
     }
-    whole[len] = '\n';
-    whole[len + 1] = '\0';
-    write_all(whole, len + 1);
-    free(whole);
+    json_decref(line);
+    warren__jbuf_free(&text);
 }
 
 static void emit_text(const char *when, warren_log_level level, const char *msgid,
