@@ -1,6 +1,7 @@
 /* Internal: one broker connection with one channel in confirm mode.
  *
- * DESIGN: conn.c is the only file that talks rabbitmq-c's frame protocol.
+ * DESIGN: conn.c (connecting, declaring) and conn_io.c (publishing,
+ * consuming) are the only files that talk rabbitmq-c's frame protocol.
  * It folds every amqp_rpc_reply_t and library status into a warren_error
  * ("404 NOT_FOUND - no queue 'x'"), so callers never decode replies.
  * Publishing and consuming share channel 1: while a publisher waits for
