@@ -8,6 +8,7 @@
 #include <warren/log.h>
 #include "job.h"
 #include "job_capture.h"
+#include "json_write.h"
 
 const char *warren_job_worker(const warren_job *job)
 {
@@ -71,7 +72,6 @@ static void fields_put(struct warren_fields *f, const char *s, size_t n)
  * rest (UTF-8 included, and '/') as is. */
 static void fields_string(struct warren_fields *f, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
     fields_put(f, "\"", 1);
     const char *run = s;
     for (;; s++) {
@@ -82,19 +82,8 @@ static void fields_string(struct warren_fields *f, const char *s)
         run = s + 1;
         if (c == '\0')
             break;
-        char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t n = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default: esc[1] = 'u'; n = 6; break;
-        }
-        fields_put(f, esc, n);
+        char esc[6];
+        fields_put(f, esc, warren__json_escape(c, esc));
     }
     fields_put(f, "\"", 1);
 }
@@ -125,16 +114,10 @@ int warren__fields_str(struct warren_fields *f, const char *key, const char *val
 
 void warren__fields_int(struct warren_fields *f, const char *key, long long value)
 {
-    char digits[24];
-    size_t n = sizeof digits;
-    unsigned long long u = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
-    do
-        digits[--n] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (value < 0)
-        digits[--n] = '-';
+    char digits[24], *end = digits + sizeof digits;
+    const char *p = warren__json_int_text(end, value);
     fields_key(f, key);
-    fields_put(f, digits + n, sizeof digits - n);
+    fields_put(f, p, (size_t)(end - p));
 }
 
 void warren__fields_raw(struct warren_fields *f, const char *key, const char *json, size_t len)

@@ -44,9 +44,11 @@ static int put_char(struct warren__jbuf *b, char c)
     return put(b, &c, 1);
 }
 
-static int put_int(struct warren__jbuf *b, json_int_t v)
+static const char hex[] = "0123456789ABCDEF";
+
+char *warren__json_int_text(char *end, long long v)
 {
-    char digits[24], *p = digits + sizeof digits;
+    char *p = end;
     /* via unsigned, so the most negative value has a magnitude too */
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
     do {
@@ -55,13 +57,38 @@ static int put_int(struct warren__jbuf *b, json_int_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    return put(b, p, (size_t)(digits + sizeof digits - p));
+    return p;
+}
+
+size_t warren__json_escape(unsigned char c, char out[6])
+{
+    static const char short_form[32] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r',
+                                        ['\t'] = 't'};
+    out[0] = '\\';
+    if (c == '"' || c == '\\') {
+        out[1] = (char)c;
+        return 2;
+    }
+    if (c < 0x20 && short_form[c]) {
+        out[1] = short_form[c];
+        return 2;
+    }
+    memcpy(out + 1, "u00", 3);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+}
+
+static int put_int(struct warren__jbuf *b, json_int_t v)
+{
+    char digits[24], *end = digits + sizeof digits;
+    char *p = warren__json_int_text(end, v);
+    return put(b, p, (size_t)(end - p));
 }
 
 /* \uXXXX with upper-case hex, as jansson writes it. */
 static int put_u16(struct warren__jbuf *b, unsigned cp)
 {
-    static const char hex[] = "0123456789ABCDEF";
     char e[6] = {'\\', 'u', hex[(cp >> 12) & 15], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15],
                  hex[cp & 15]};
     return put(b, e, sizeof e);
@@ -69,16 +96,8 @@ static int put_u16(struct warren__jbuf *b, unsigned cp)
 
 static int put_escape(struct warren__jbuf *b, unsigned char c)
 {
-    switch (c) {
-    case '"': return put(b, "\\\"", 2);
-    case '\\': return put(b, "\\\\", 2);
-    case '\b': return put(b, "\\b", 2);
-    case '\f': return put(b, "\\f", 2);
-    case '\n': return put(b, "\\n", 2);
-    case '\r': return put(b, "\\r", 2);
-    case '\t': return put(b, "\\t", 2);
-    default: return put_u16(b, c);
-    }
+    char e[6];
+    return put(b, e, warren__json_escape(c, e));
 }
 
 /* The code point of a valid UTF-8 sequence of k bytes. */

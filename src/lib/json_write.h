@@ -31,6 +31,15 @@ struct warren__jbuf {
 
 void warren__jbuf_free(struct warren__jbuf *b);
 
+/* The two pieces every JSON writer of ours shares (this one and the
+ * fixed-buffer fields of job.h), written as jansson writes them:
+ * the decimal text of v, ending at end (a buffer of at least 20 bytes
+ * before it): returns where it starts; */
+char *warren__json_int_text(char *end, long long v);
+/* and the escape of c, one of '"', '\\' or a byte below 0x20 (\n, \t,
+ * ... or \u00XX in upper case), into out[6]: returns its length. */
+size_t warren__json_escape(unsigned char c, char out[6]);
+
 /* Replaces b's contents with the compact JSON of v, NUL-terminated;
  * ensure_ascii as JSON_ENSURE_ASCII. Uses jansson where the fast path
  * declines. Returns 0, or -1 when jansson cannot write v either (a cycle,
