@@ -34,6 +34,9 @@
 #define CONFIRM_TIMEOUT_MS 30000
 #define RECONNECT_TRIES 8
 
+/* The body buffer is kept between jobs up to this size. */
+#define BODY_KEEP_MAX (1024 * 1024)
+
 struct warren_producer {
     struct warren_conn *conn;
     char ns[64];
@@ -274,6 +277,8 @@ static warren_status publish_async(warren_producer *p, const char *worker, json_
         props.headers.entries = h;
     }
     st = warren__conn_publish(p->conn, exchange, key, 0, &props, body, body_len, seq, err);
+    if (p->body.cap > BODY_KEEP_MAX) /* one huge job does not pin its buffer */
+        warren__jbuf_free(&p->body);
     if (st == WARREN_OK && id)
         snprintf(id, id_size, "%s", mid);
     return st;
