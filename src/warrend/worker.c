@@ -149,6 +149,29 @@ static int resolve_confs(struct worker *w)
     return 0;
 }
 
+/* Sends the retry copy. A nacked copy is not a hand-off, but a nack is
+ * often a moment's: in a cluster, a quorum delay queue whose leader's node
+ * just stopped refuses copies until a new leader is elected (seconds). So
+ * a refused copy is sent again after a pause, three times (about 3 s in
+ * all, well inside the heartbeat), before the job is parked as
+ * rejected_by_broker. The worker holds the job meanwhile. */
+static warren_status send_retry(struct worker *w, struct warren_conn_delivery *d,
+                                const struct warren_job *job,
+                                const struct warren_retry_info *info, warren_error *err)
+{
+    static const int pause_ms[] = {250, 1000, 2000};
+    warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, info, err);
+    for (size_t i = 0; st == WARREN_ENACK && i < sizeof pause_ms / sizeof pause_ms[0]; i++) {
+        WARREN_LOG(WARREN_LOG_WARN, "job.retry_refused",
+                   "%s %s: the broker refused the retry copy (%s); sending it again in %d ms",
+                   job->worker, job->id, err->text, pause_ms[i]);
+        nap(pause_ms[i]);
+        warren_error_clear(err);
+        st = warren__send_retry(w->conn, w->cfg->namespace_, d, info, err);
+    }
+    return st;
+}
+
 warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_delivery *d,
                                    struct warren_job *job)
 {
@@ -169,7 +192,7 @@ warren_status warrend_retry_or_park(struct worker *w, struct warren_conn_deliver
                                      job->error, job->id_assigned ? job->id : NULL};
     warren_error err;
     warren_error_clear(&err);
-    warren_status st = warren__send_retry(w->conn, w->cfg->namespace_, d, &info, &err);
+    warren_status st = send_retry(w, d, job, &info, &err);
     if (st == WARREN_OK) {
         WARREN_LOG(WARREN_LOG_DEBUG, "job.retry", "%s %s: attempt %d in %lld s", job->worker,
                    job->id, info.next_attempt, info.delay_s);

@@ -115,6 +115,45 @@ class TestDelays(harness.WarrenTestCase):
         self.assertEqual(header(props, "x-warren-attempts"), 4)
         self.assertNotIn("x-death", props.headers)
 
+    def refuse_delay_copies(self):
+        """A policy that makes the 1 s delay level refuse every copy (the
+        broker nacks it), as a quorum queue between leaders does; removed
+        when the test ends."""
+        name = self.ns + "-refuse"
+        harness.ctl("set_policy", name, "^%s\\.delay\\.0$" % self.ns.replace(".", "\\."),
+                    '{"max-length": 0, "overflow": "reject-publish"}', "--apply-to", "queues")
+        self.addCleanup(self.clear_policy, name)
+        harness.wait_for(lambda: name in harness.ctl("list_queues", "name", "policy", "-q"),
+                         10, 0.1, "the policy applied")
+        return name
+
+    @staticmethod
+    def clear_policy(name):
+        if name in harness.ctl("list_policies", "-q"):
+            harness.ctl("clear_policy", name)
+
+    def test_refused_retry_copy_is_sent_again_then_parked(self):
+        host = self.start(retry={"initial_delay": 1, "jitter": 0.0})
+        self.refuse_delay_copies()
+        job_id = harness.publish_raw(self.ns, "diag.fail", {"times": 1})
+        [(_, props, _)] = harness.wait_messages(self.ns + ".default.dead", 1, 30)
+        self.assertEqual(props.message_id, job_id)
+        self.assertEqual(header(props, "x-warren-dead-reason"), "rejected_by_broker")
+        self.assertIn("retry copy refused", header(props, "x-warren-error"))
+        # three more tries, a pause before each, before it was parked
+        tries = [ln for ln in host.log_text().splitlines() if "job.retry_refused" in ln]
+        self.assertEqual(len(tries), 3, tries)
+        self.assertEqual(harness.queue_count(self.ns + ".default"), 0)
+
+    def test_copy_refused_for_a_moment_still_retries(self):
+        host = self.start(retry={"initial_delay": 1, "jitter": 0.0})
+        policy = self.refuse_delay_copies()
+        job_id = harness.publish_raw(self.ns, "diag.fail", {"times": 1})
+        host.wait_log(r"job\.retry_refused: diag\.fail %s" % job_id, 20)
+        self.clear_policy(policy)  # the queue takes copies again
+        host.wait_log(r"job\.succeeded: diag\.fail %s succeeded \(attempt 2" % job_id, 20)
+        self.assertEqual(harness.queue_count(self.ns + ".default.dead"), 0)
+
     def test_third_party_publish_to_delay_level(self):
         """A client that knows the routing-key contract can delay a job
         without warren's library (no type property)."""
