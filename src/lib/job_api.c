@@ -156,27 +156,10 @@ char *warren__job_capture_end(struct warren__log_capture *c)
 {
     capture = c->prev;
     if (c->failed) {
-        free(c->text);
+        warren__jbuf_free(&c->buf);
         return NULL;
     }
-    return c->text ? c->text : strdup("");
-}
-
-/* Room for `need` more bytes in the capture's text. 0, or -1 when out of
- * memory. */
-static int capture_reserve(struct warren__log_capture *c, size_t need)
-{
-    if (c->len + need <= c->cap)
-        return 0;
-    size_t cap = c->cap ? c->cap : 256;
-    while (cap < c->len + need)
-        cap *= 2;
-    char *grown = realloc(c->text, cap);
-    if (!grown)
-        return -1;
-    c->text = grown;
-    c->cap = cap;
-    return 0;
+    return c->buf.data ? c->buf.data : strdup("");
 }
 
 /* Appends "LEVEL: message\n". Unlike the logger's lines, no length cap. */
@@ -191,15 +174,16 @@ static void capture_add(struct warren__log_capture *c, warren_log_level level, c
     va_copy(measure, ap);
     int n = vsnprintf(NULL, 0, fmt, measure);
     va_end(measure);
-    /* name, ": ", the message, '\n' and the terminating NUL */
-    if (n < 0 || capture_reserve(c, strlen(name) + 2 + (size_t)n + 2) != 0) {
+    /* name, ": ", the message and '\n' (the buffer keeps room for the NUL) */
+    struct warren__jbuf *b = &c->buf;
+    if (n < 0 || warren__jbuf_reserve(b, strlen(name) + 2 + (size_t)n + 1) != 0) {
         c->failed = 1;
         return;
     }
-    c->len += (size_t)sprintf(c->text + c->len, "%s: ", name);
-    c->len += (size_t)vsnprintf(c->text + c->len, c->cap - c->len, fmt, ap);
-    c->text[c->len++] = '\n';
-    c->text[c->len] = '\0';
+    b->len += (size_t)sprintf(b->data + b->len, "%s: ", name);
+    b->len += (size_t)vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    b->data[b->len++] = '\n';
+    b->data[b->len] = '\0';
 }
 
 void warren_job_log(const warren_job *job, warren_log_level level, const char *fmt, ...)

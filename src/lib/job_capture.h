@@ -11,10 +11,10 @@
 #define WARREN_JOB_CAPTURE_H
 
 #include <stddef.h>
+#include "json_write.h"
 
 struct warren__log_capture {
-    char *text; /* new; NUL-terminated once anything was added */
-    size_t len, cap;
+    struct warren__jbuf buf; /* NUL-terminated once anything was added */
     int failed; /* an allocation failed: text is incomplete */
     struct warren__log_capture *prev;
 };

@@ -14,8 +14,7 @@ void warren__jbuf_free(struct warren__jbuf *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Room for `more` bytes and a terminating NUL. */
-static int reserve(struct warren__jbuf *b, size_t more)
+int warren__jbuf_reserve(struct warren__jbuf *b, size_t more)
 {
     if (b->len + more < b->cap)
         return 0;
@@ -32,7 +31,7 @@ static int reserve(struct warren__jbuf *b, size_t more)
 
 static int put(struct warren__jbuf *b, const void *s, size_t n)
 {
-    if (reserve(b, n) != 0)
+    if (warren__jbuf_reserve(b, n) != 0)
         return -1;
     memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -207,7 +206,7 @@ static int put_value(struct warren__jbuf *b, const json_t *v, int ensure_ascii, 
 int warren__json_write_fast(struct warren__jbuf *b, const json_t *v, int ensure_ascii)
 {
     b->len = 0;
-    if (put_value(b, v, ensure_ascii, 0) != 0 || reserve(b, 0) != 0)
+    if (put_value(b, v, ensure_ascii, 0) != 0 || warren__jbuf_reserve(b, 0) != 0)
         return -1;
     b->data[b->len] = '\0';
     return 0;

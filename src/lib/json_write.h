@@ -30,6 +30,9 @@ struct warren__jbuf {
 };
 
 void warren__jbuf_free(struct warren__jbuf *b);
+/* Room for `more` bytes and a terminating NUL after b->len: 0, or -1
+ * when out of memory. */
+int warren__jbuf_reserve(struct warren__jbuf *b, size_t more);
 
 /* The two pieces every JSON writer of ours shares (this one and the
  * fixed-buffer fields of job.h), written as jansson writes them:
