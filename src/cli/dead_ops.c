@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <warren/log.h>
@@ -90,6 +91,25 @@ static int hold(struct walk *w, uint64_t tag)
     return 0;
 }
 
+/* Returns once the queue counts the letters just requeued again, or after
+ * about 2 s. basic.reject is asynchronous, and the broker answers a
+ * queue's count from another process than the one that requeues: a
+ * listing right after a walk (the page reloads its groups after each
+ * replay or purge) could otherwise find the held letters missing. */
+static void wait_requeued(struct walk *w)
+{
+    for (int i = 0; i < 40 && w->n_held > 0; i++) {
+        uint32_t n = 0;
+        warren_error err;
+        warren_error_clear(&err);
+        if (warren__conn_queue_inspect(w->conn, w->dead, &n, NULL, &err) != WARREN_OK ||
+            n >= w->n_held)
+            return;
+        struct timespec pause = {0, 50 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Shows each of the letters present to `fn`, then requeues those held.
  * 0 ok, -1 on a broker error (err set; the broker requeues whatever was
  * still unacked when the connection closes). */
@@ -122,6 +142,7 @@ static int walk_run(struct walk *w, visit_fn fn, void *user, warren_error *err)
     for (size_t i = 0; i < w->n_held; i++)
         if (warren__conn_reject(w->conn, w->held[i], 1, err) != WARREN_OK)
             return -1;
+    wait_requeued(w);
     return 0;
 }
 
